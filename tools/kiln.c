@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"inspect", kiln_cmd_inspect, "print a model's inputs, outputs, ops, parameters and MACs"},
     {"surgeon", kiln_cmd_surgeon, "rewrite a model: sanitize (fold, clean up, sort), batch"},
+    {"nodetest", kiln_cmd_nodetest, "check import, shape inference and reference kernels on ONNX node tests"},
 };
 
 static void usage(FILE *f) {
