@@ -31,9 +31,11 @@ test-asan: setup
 
 test: test-release test-asan
 
+# Until the engine and `kiln detect` land, the demo inspects the model and writes a sanitized copy.
 demo: build
 	@mkdir -p demo
 	@$(BUILD)/kiln inspect $(MODEL)
+	@$(BUILD)/kiln surgeon sanitize $(MODEL) -o demo/$(notdir $(basename $(MODEL))).sanitized.onnx --fold-constants
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
