@@ -22,6 +22,7 @@
 #include <string.h>
 
 #define MAX_MODEL_BYTES ((size_t)2 << 30) /* protobuf's own limit */
+#define MAX_SPARSE_DENSE_ELEMENTS (INT64_C(1) << 28) /* 1 GiB of float32: far beyond any real sparse weight */
 
 typedef struct import_ctx {
   kiln_graph *g;
@@ -76,7 +77,9 @@ static kiln_status external_path(const import_ctx *c, const char *tname, const c
   return NULL;
 }
 
-static kiln_status read_external(const import_ctx *c, const Onnx__TensorProto *t, size_t nbytes, void *dst) {
+/* Allocates *dst only after the file is known to hold nbytes: a tiny file must not make us allocate
+ * what its header claims. */
+static kiln_status read_external(const import_ctx *c, const Onnx__TensorProto *t, size_t nbytes, void **dst) {
   const char *name = t->name ? t->name : "";
   const char *location = NULL;
   int64_t offset = 0, length = -1;
@@ -106,7 +109,9 @@ static kiln_status read_external(const import_ctx *c, const Onnx__TensorProto *t
     if (fseeko(f, 0, SEEK_END) != 0 || ftello(f) < offset + (off_t)nbytes)
       st = kiln_error(KILN_ERR_PARSE, "tensor '%s': external file '%s' is too short for offset %" PRId64 " + %zu bytes",
                       name, path, offset, nbytes);
-    else if (fseeko(f, offset, SEEK_SET) != 0 || fread(dst, 1, nbytes, f) != nbytes)
+    else if (!(*dst = malloc(nbytes ? nbytes : 1)))
+      st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "tensor '%s': out of memory for %zu bytes", name, nbytes);
+    else if (fseeko(f, offset, SEEK_SET) != 0 || fread(*dst, 1, nbytes, f) != nbytes)
       st = kiln_error(KILN_ERR_IO, "tensor '%s': cannot read external data '%s'", name, path);
     fclose(f);
   }
@@ -129,33 +134,41 @@ static kiln_status decode_tensor(const import_ctx *c, const Onnx__TensorProto *t
   KILN_TRY(tensor_shape(t, what, &shape));
   int64_t numel = kiln_shape_numel(&shape);
   size_t esize = kiln_dtype_size((kiln_dtype)dt), nbytes = (size_t)numel * esize;
-  void *data = malloc(nbytes ? nbytes : 1);
-  KILN_CHECK_ALLOC(data);
+  void *data = NULL;
   kiln_status st = NULL;
   size_t have = 0;
   const char *field = NULL;
+  /* The shape alone may claim up to 2^40 elements: check that the data is really there *before*
+   * allocating, so a few bytes of file cannot make us allocate terabytes (fuzzing found this). */
   if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-    st = read_external(c, t, nbytes, data);
+    st = read_external(c, t, nbytes, &data);
     have = (size_t)numel;
   } else if (t->has_raw_data) {
     if (t->raw_data.len != nbytes)
       st = kiln_error(KILN_ERR_PARSE, "%s '%s': raw_data has %zu bytes but the shape needs %zu", what, name,
                       t->raw_data.len, nbytes);
+    else if (!(data = malloc(nbytes ? nbytes : 1)))
+      st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
     else if (nbytes) memcpy(data, t->raw_data.data, nbytes); /* ONNX raw data is little-endian, as are we */
     have = (size_t)numel;
   } else {
-    switch (dt) {
+    size_t count = dt == KILN_DTYPE_FLOAT32 ? t->n_float_data : dt == KILN_DTYPE_FLOAT64 ? t->n_double_data
+                 : dt == KILN_DTYPE_INT64 ? t->n_int64_data
+                 : (dt == KILN_DTYPE_UINT32 || dt == KILN_DTYPE_UINT64) ? t->n_uint64_data : t->n_int32_data;
+    data = count == (size_t)numel ? malloc(nbytes ? nbytes : 1) : NULL;
+    if (count == (size_t)numel) KILN_CHECK_ALLOC(data);
+    switch (dt) { /* "&& nbytes": an empty field's pointer is NULL, which memcpy must not get (UBSan) */
     case KILN_DTYPE_FLOAT32:
       field = "float_data", have = t->n_float_data;
-      if (have == (size_t)numel) memcpy(data, t->float_data, nbytes);
+      if (have == (size_t)numel && nbytes) memcpy(data, t->float_data, nbytes);
       break;
     case KILN_DTYPE_FLOAT64:
       field = "double_data", have = t->n_double_data;
-      if (have == (size_t)numel) memcpy(data, t->double_data, nbytes);
+      if (have == (size_t)numel && nbytes) memcpy(data, t->double_data, nbytes);
       break;
     case KILN_DTYPE_INT64:
       field = "int64_data", have = t->n_int64_data;
-      if (have == (size_t)numel) memcpy(data, t->int64_data, nbytes);
+      if (have == (size_t)numel && nbytes) memcpy(data, t->int64_data, nbytes);
       break;
     case KILN_DTYPE_UINT32: case KILN_DTYPE_UINT64:
       field = "uint64_data", have = t->n_uint64_data;
@@ -172,8 +185,8 @@ static kiln_status decode_tensor(const import_ctx *c, const Onnx__TensorProto *t
       break;
     }
     if (have != (size_t)numel)
-      st = kiln_error(KILN_ERR_PARSE, "%s '%s': %s has %zu values but the shape %s needs %" PRId64, what, name,
-                      field, have, "", numel);
+      st = kiln_error(KILN_ERR_PARSE, "%s '%s': %s has %zu values but the shape needs %" PRId64, what, name,
+                      field, have, numel);
   }
   if (st) {
     free(data);
@@ -198,6 +211,11 @@ static kiln_status decode_sparse(const import_ctx *c, const Onnx__SparseTensorPr
   for (size_t i = 0; i < sp->n_dims; i++)
     if (sp->dims[i] < 0) numel = -1;
   if (numel < 0) return kiln_error(KILN_ERR_PARSE, "sparse tensor '%s' has invalid dims", name);
+  /* Unlike a dense tensor, the dense size is not backed by bytes in the file: cap it, so a few bytes
+   * cannot make us allocate terabytes (fuzzing found this; under ASan it aborts). */
+  if (numel > MAX_SPARSE_DENSE_ELEMENTS)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "sparse tensor '%s' has %" PRId64 " elements when densified (kiln allows %" PRId64 ")",
+                      name, numel, (int64_t)MAX_SPARSE_DENSE_ELEMENTS);
   kiln_tensor vals = {0}, idx = {0};
   KILN_TRY(decode_tensor(c, sp->values, "sparse values", &vals));
   kiln_status st = NULL;
@@ -557,9 +575,12 @@ static kiln_status import_model(import_ctx *c, const Onnx__ModelProto *m) {
     kiln_status_destroy(vst); /* a bad hint is not worth refusing the model for */
   }
 
+  /* Structure before semantics: a cycle is reported as such even when a node on it has an op kiln
+   * does not support, and op families never see a cyclic graph. Sorting needs no parsed params. */
+  KILN_TRY(kiln_pass_toposort(g));
   /* parse every node with its op family; the first unsupported op names itself */
   for (int32_t i = 0; i < g->n_nodes; i++) KILN_TRY(kiln_node_parse(g, &g->nodes[i]));
-  return kiln_pass_toposort(g);
+  return NULL;
 }
 
 kiln_status kiln_graph_infer_shapes(kiln_graph *g) {
