@@ -47,6 +47,12 @@ static kiln_status parse_conv_attrs(const kiln_node *n, kiln_quant_params *p) {
   for (int32_t i = 0; i < p->n_pads; i++)
     if (p->pads[i] < 0) return kiln_error(KILN_ERR_PARSE, "attribute 'pads' has a negative value");
   if (p->n_pads % 2) return kiln_error(KILN_ERR_PARSE, "attribute 'pads' must have an even number of entries");
+  /* Bound every geometry value so (k - 1) * dilation + pads arithmetic cannot overflow int64. */
+  const int64_t limit = INT64_C(1) << 30;
+  for (int32_t i = 0; i < KILN_QUANT_MAX_SPATIAL; i++)
+    if (p->kernel_shape[i] > limit || p->strides[i] > limit || p->dilations[i] > limit || p->pads[i] > limit ||
+        p->pads[KILN_QUANT_MAX_SPATIAL + i] > limit)
+      return kiln_error(KILN_ERR_UNSUPPORTED, "kernel_shape/strides/dilations/pads values above 2^30 are not supported");
   return NULL;
 }
 
@@ -117,7 +123,8 @@ kiln_status kiln_quant_conv_geometry(const kiln_quant_params *p, int32_t rank, c
       o->out[i] = KILN_DIM_DYNAMIC;
       continue;
     }
-    if (k < 1) return kiln_error(KILN_ERR_SHAPE, "kernel dim %d is %" PRId64, i, k);
+    if (k < 1 || k > (INT64_C(1) << 30))
+      return kiln_error(KILN_ERR_SHAPE, "kernel dim %d is %" PRId64, i, k);
     int64_t ek = (k - 1) * d + 1;
     switch (p->auto_pad) {
     case KILN_QUANT_PAD_SAME_UPPER: case KILN_QUANT_PAD_SAME_LOWER: {
