@@ -11,16 +11,14 @@
  */
 #include "commands.h"
 
-#include "core/dtype.h"
+#include "onnx/nodetest_data.h"
 #include "onnx/onnx.h"
 #include "passes/fold.h"
 
 #include <dirent.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 typedef struct nt_opts {
   int verbose;
@@ -33,70 +31,14 @@ typedef struct nt_counts {
   int pass, fail, skip, shape_static_ok, shape_deferred;
 } nt_counts;
 
-static int load_expected(const char *dir, const char *kind, kiln_tensor *arr, int max) {
-  int n = 0;
-  for (; n < max; n++) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/test_data_set_0/%s_%d.pb", dir, kind, n);
-    struct stat s;
-    if (stat(path, &s) != 0) break;
-    kiln_status st = kiln_onnx_read_tensor_file(path, &arr[n], NULL);
-    if (st) {
-      kiln_status_destroy(st);
-      return -1 - n;
-    }
-  }
-  return n;
-}
-
-static bool close_enough(kiln_dtype dt, double a, double b) {
-  if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
-  if (isinf(a) || isinf(b)) return a == b;
-  double rtol = 1e-3, atol = 1e-5;
-  if (dt == KILN_DTYPE_FLOAT16 || dt == KILN_DTYPE_BFLOAT16) rtol = 1e-2, atol = 1e-3;
-  if (!kiln_dtype_is_float(dt)) rtol = 0, atol = 0;
-  return fabs(a - b) <= atol + rtol * fabs(b);
-}
-
-static int compare(const kiln_value *v, const kiln_tensor *want, char *why, size_t wl) {
-  if (v->dtype != want->dtype) {
-    snprintf(why, wl, "'%s' dtype %s, expected %s", v->name, kiln_dtype_name(v->dtype), kiln_dtype_name(want->dtype));
-    return 0;
-  }
-  kiln_shape ws;
-  kiln_shape_init(&ws, want->rank, want->dims);
-  if (!kiln_shape_equal(&v->shape, &ws)) {
-    char a[128], b[128];
-    snprintf(why, wl, "'%s' shape %s, expected %s", v->name, kiln_shape_format(NULL, &v->shape, a, sizeof a),
-             kiln_shape_format(NULL, &ws, b, sizeof b));
-    return 0;
-  }
-  int64_t n = kiln_tensor_numel(want);
-  for (int64_t i = 0; i < n; i++) {
-    double a = kiln_dtype_load_f64(v->dtype, v->data, i), b = kiln_dtype_load_f64(want->dtype, want->data, i);
-    if (!kiln_dtype_is_float(v->dtype) && kiln_dtype_load_i64(v->dtype, v->data, i) != kiln_dtype_load_i64(want->dtype, want->data, i)) {
-      snprintf(why, wl, "'%s'[%lld] = %.9g, expected %.9g", v->name, (long long)i, a, b);
-      return 0;
-    }
-    if (!close_enough(v->dtype, a, b)) {
-      snprintf(why, wl, "'%s'[%lld] = %.9g, expected %.9g", v->name, (long long)i, a, b);
-      return 0;
-    }
-  }
-  return 1;
-}
-
 static nt_result run_one(const char *dir, const nt_opts *o, nt_counts *c, char *why, size_t wl) {
   char model[4096];
   snprintf(model, sizeof model, "%s/model.onnx", dir);
-  kiln_tensor inputs[32], outputs[32];
-  memset(inputs, 0, sizeof inputs);
-  memset(outputs, 0, sizeof outputs);
-  int n_in = load_expected(dir, "input", inputs, 32), n_out = load_expected(dir, "output", outputs, 32);
+  kiln_nodetest_data d;
   nt_result r = NT_PASS;
   kiln_graph *g = NULL;
-  kiln_status st = NULL;
-  if (n_in < 0 || n_out < 0) {
+  kiln_status st = kiln_nodetest_data_load(dir, 0, &d);
+  if (st) {
     snprintf(why, wl, "cannot decode test data (string or unsupported dtype?)");
     r = NT_SKIP;
     goto done;
@@ -108,25 +50,19 @@ static nt_result run_one(const char *dir, const nt_opts *o, nt_counts *c, char *
     r = kiln_status_get_code(st) == KILN_ERR_UNSUPPORTED ? NT_SKIP : NT_FAIL;
     goto done;
   }
-  if (g->n_outputs != n_out) {
-    snprintf(why, wl, "model has %d outputs, test data %d", g->n_outputs, n_out);
+  if (g->n_outputs != d.n_outputs) {
+    snprintf(why, wl, "model has %d outputs, test data %d", g->n_outputs, d.n_outputs);
     r = NT_FAIL;
     goto done;
   }
   int deferred = 0;
-  for (int i = 0; i < n_out; i++) {
+  for (int i = 0; i < d.n_outputs; i++) {
     const kiln_value *v = &g->values[g->outputs[i]];
     if (!kiln_shape_is_static(&v->shape)) {
       deferred++;
       continue;
     }
-    kiln_shape ws;
-    kiln_shape_init(&ws, outputs[i].rank, outputs[i].dims);
-    if (!kiln_shape_equal(&v->shape, &ws) || v->dtype != outputs[i].dtype) {
-      char a[128], b[128];
-      snprintf(why, wl, "inferred %s %s for '%s', expected %s %s", kiln_dtype_name(v->dtype),
-               kiln_shape_format(g, &v->shape, a, sizeof a), v->name, kiln_dtype_name(outputs[i].dtype),
-               kiln_shape_format(NULL, &ws, b, sizeof b));
+    if (!kiln_nodetest_type_matches(g, v, &d.outputs[i], why, wl)) {
       r = NT_FAIL;
       goto done;
     }
@@ -138,20 +74,11 @@ static nt_result run_one(const char *dir, const nt_opts *o, nt_counts *c, char *
   /* step 3: evaluate with inputs bound as constants */
   kiln_onnx_import_options io = {.skip_infer = true};
   st = kiln_onnx_load(model, &io, &g);
+  if (!st) st = kiln_nodetest_bind_inputs(g, &d);
   if (st) {
     snprintf(why, wl, "%s", kiln_status_message(st));
     r = NT_FAIL;
     goto done;
-  }
-  if (g->n_inputs != n_in) {
-    snprintf(why, wl, "model has %d inputs, test data %d", g->n_inputs, n_in);
-    r = NT_FAIL;
-    goto done;
-  }
-  for (int i = 0; i < n_in && !st; i++) {
-    kiln_shape s;
-    kiln_shape_init(&s, inputs[i].rank, inputs[i].dims);
-    st = kiln_value_set_constant(g, g->inputs[i], inputs[i].dtype, &s, inputs[i].data);
   }
   for (int32_t i = 0; i < g->n_nodes && !st; i++) st = kiln_fold_node(g, i);
   if (st) {
@@ -159,18 +86,15 @@ static nt_result run_one(const char *dir, const nt_opts *o, nt_counts *c, char *
     r = kiln_status_get_code(st) == KILN_ERR_UNSUPPORTED ? NT_SKIP : NT_FAIL;
     goto done;
   }
-  for (int i = 0; i < n_out; i++)
-    if (!compare(&g->values[g->outputs[i]], &outputs[i], why, wl)) {
+  for (int i = 0; i < d.n_outputs; i++)
+    if (!kiln_nodetest_values_match(g, &g->values[g->outputs[i]], &d.outputs[i], why, wl)) {
       r = NT_FAIL;
       goto done;
     }
 done:
   kiln_status_destroy(st);
   kiln_graph_destroy(g);
-  for (int i = 0; i < 32; i++) {
-    free(inputs[i].data);
-    free(outputs[i].data);
-  }
+  kiln_nodetest_data_free(&d);
   return r;
 }
 

@@ -27,6 +27,9 @@
 typedef struct import_ctx {
   kiln_graph *g;
   const char *model_dir; /* NULL: external data refused */
+  /* An unsupported type on a graph input no node reads: reported only if nothing better (a refused op,
+   * which names the op) comes up first. */
+  kiln_status deferred;
 } import_ctx;
 
 /* ---- tensors ---------------------------------------------------------------------------------------- */
@@ -409,6 +412,24 @@ static kiln_status add_index(int32_t **arr, int32_t *n, int32_t v) {
 
 static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
 
+/* A graph input/output whose type kiln does not support (string, sequence, optional, ...) is refused
+ * naming the first node that reads or writes it, so the error says which op needs it. If no node uses
+ * it, the error is deferred (c->deferred) so that a refused op is reported instead. */
+static kiln_status name_value_user(import_ctx *c, const Onnx__GraphProto *gp, const char *value, kiln_status st) {
+  if (!st || kiln_status_get_code(st) != KILN_ERR_UNSUPPORTED || !value) return st;
+  for (size_t i = 0; i < gp->n_node; i++) {
+    const Onnx__NodeProto *np = gp->node[i];
+    bool uses = false;
+    for (size_t k = 0; k < np->n_input && !uses; k++) uses = np->input[k] && !strcmp(np->input[k], value);
+    for (size_t k = 0; k < np->n_output && !uses; k++) uses = np->output[k] && !strcmp(np->output[k], value);
+    if (uses)
+      return kiln_error_prefix(st, "node '%s' (%s): ", np->name ? np->name : "", np->op_type ? np->op_type : "?");
+  }
+  if (c->deferred) return st;
+  c->deferred = kiln_error_prefix(st, "unused graph value: ");
+  return NULL;
+}
+
 static kiln_status import_model(import_ctx *c, const Onnx__ModelProto *m) {
   kiln_graph *g = c->g;
   const Onnx__GraphProto *gp = m->graph;
@@ -484,7 +505,7 @@ static kiln_status import_model(import_ctx *c, const Onnx__ModelProto *m) {
     KILN_TRY(kiln_graph_add_value(g, vi->name, &id));
     g->values[id].flags |= KILN_VALUE_GRAPH_INPUT;
     KILN_TRY(add_index(&g->inputs, &g->n_inputs, id));
-    KILN_TRY(apply_type(c, vi, id, true));
+    KILN_TRY(name_value_user(c, gp, vi->name, apply_type(c, vi, id, true)));
   }
 
   /* node outputs first, so node order in the file does not matter */
@@ -563,7 +584,7 @@ static kiln_status import_model(import_ctx *c, const Onnx__ModelProto *m) {
                         vi->name ? vi->name : "");
     g->values[id].flags |= KILN_VALUE_GRAPH_OUTPUT;
     KILN_TRY(add_index(&g->outputs, &g->n_outputs, id));
-    if (!g->values[id].data) KILN_TRY(apply_type(c, vi, id, false));
+    if (!g->values[id].data) KILN_TRY(name_value_user(c, gp, vi->name, apply_type(c, vi, id, false)));
   }
   if (g->n_outputs == 0) return kiln_error(KILN_ERR_PARSE, "the graph has no outputs");
   /* value_info: type hints for intermediates; inference overwrites them */
@@ -601,6 +622,8 @@ kiln_status kiln_onnx_load_buffer(const void *data, size_t len, const char *mode
   kiln_status st = kiln_graph_create(&c.g);
   c.model_dir = model_dir;
   if (!st) st = import_model(&c, m);
+  if (!st) st = c.deferred;
+  else kiln_status_destroy(c.deferred);
   onnx__model_proto__free_unpacked(m, NULL);
   if (!st && !(opts && opts->skip_infer)) st = kiln_graph_infer_shapes(c.g);
   if (st) {
