@@ -142,6 +142,7 @@ kiln_status kiln_elementwise_infer(kiln_graph *g, kiln_node *n) {
   case EW_UNARY:
     return kiln_infer_set_output(g, n, 0, x->dtype, &x->shape);
   case EW_BINARY:
+    KILN_TRY(kiln_ew_check_legacy_broadcast(g, n)); /* first: its refusal explains a failed broadcast */
     if (n->op == KILN_OP_Pow) { /* the exponent may have its own (numeric) type */
       const kiln_value *y;
       KILN_TRY(kiln_ew_require_input(g, n, 1, KILN_DTMASK_NUMERIC, &y));
@@ -150,7 +151,6 @@ kiln_status kiln_elementwise_infer(kiln_graph *g, kiln_node *n) {
     } else {
       KILN_TRY(kiln_ew_broadcast_inputs(g, n, 0, 2, &out));
     }
-    KILN_TRY(kiln_ew_check_legacy_broadcast(g, n));
     return kiln_infer_set_output(g, n, 0, x->dtype, &out);
   case EW_VARIADIC:
     KILN_TRY(kiln_ew_broadcast_inputs(g, n, 0, n->n_inputs, &out));

@@ -73,8 +73,8 @@ kiln_status kiln_logic_infer(kiln_graph *g, kiln_node *n) {
   default: return kiln_error(KILN_ERR_INTERNAL, "op '%s' is not in the logic family", n->op_type);
   }
   /* binary comparison / logic */
+  KILN_TRY(kiln_ew_check_legacy_broadcast(g, n)); /* first: its refusal explains a failed broadcast */
   KILN_TRY(kiln_ew_broadcast_inputs(g, n, 0, 2, &out));
-  KILN_TRY(kiln_ew_check_legacy_broadcast(g, n));
   return kiln_infer_set_output(g, n, 0, KILN_DTYPE_BOOL, &out);
 }
 
