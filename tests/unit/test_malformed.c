@@ -10,8 +10,10 @@
 #include "testlib.h"
 
 #include "onnx/onnx.h"
+#include "passes/passes.h"
 #include "onnx.pb-c.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -637,6 +639,13 @@ static void fuzz_model(mb *m) {
   mb_output(m, "y", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
 }
 
+/* KILN_FUZZ_SCALE=N multiplies the fuzz loops' iterations, for a longer local campaign (default 1). */
+static int fuzz_scale(void) {
+  const char *e = getenv("KILN_FUZZ_SCALE");
+  int n = e ? atoi(e) : 1;
+  return n < 1 ? 1 : n;
+}
+
 /* Outcome counts per status code (index 0: imported), printed so one can see how deep a loop reaches. */
 static int fuzz_counts[16];
 
@@ -661,17 +670,40 @@ static void fuzz_import(const uint8_t *buf, size_t len) {
   }
 }
 
+/* Import, then evaluate every node whose inputs are constant (what `surgeon --fold-constants` does). */
+static void fuzz_fold(const uint8_t *buf, size_t len) {
+  kiln_graph *g = NULL;
+  kiln_status st = kiln_onnx_load_buffer(buf, len, NULL, NULL, &g);
+  fuzz_counts[st ? (int)kiln_status_get_code(st) & 15 : 0]++;
+  if (st) {
+    assert_null(g);
+    assert_true(kiln_status_message(st)[0] != 0);
+    kiln_status_destroy(st);
+    return;
+  }
+  kiln_status_destroy(kiln_pass_fold_constants(g, NULL));
+  kiln_graph_destroy(g);
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 static void test_mutation_fuzz(void **state) {
   mb m;
   fuzz_model(&m);
   size_t base_len;
   uint8_t *base = mb_pack(&m, &base_len);
-  fuzz_import(base, base_len); /* the unmutated model: whatever the op families say, no crash */
+  { /* the unmutated model imports once its ops are implemented; say why not, to see how deep we go */
+    kiln_graph *g = NULL;
+    kiln_status st = kiln_onnx_load_buffer(base, base_len, NULL, NULL, &g);
+    if (st) print_message("fuzz base model: %s\n", kiln_status_message(st));
+    kiln_status_destroy(st);
+    kiln_graph_destroy(g);
+  }
   uint64_t s = 0x6b696c6e; /* fixed seed: failures reproduce */
   size_t cap = base_len + 64;
   uint8_t *buf = malloc(cap);
   static const uint8_t interesting[] = {0x00, 0x01, 0x7f, 0x80, 0xff, 0x08, 0x0a, 0x12, 0x3a, 0x42};
-  int iters = 20000;
+  int iters = 20000 * fuzz_scale();
   for (int it = 0; it < iters; it++) {
     memcpy(buf, base, base_len);
     size_t len = base_len;
@@ -714,7 +746,7 @@ static void test_field_fuzz(void **state) {
   static uint8_t junk[64];
   uint64_t s = 42;
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)rng_next(&s);
-  for (int it = 0; it < 10000; it++) {
+  for (int it = 0, iters = 10000 * fuzz_scale(); it < iters; it++) {
     mb m;
     fuzz_model(&m);
     int n_mut = 1 + (int)(rng_next(&s) % 3);
@@ -750,6 +782,53 @@ static void test_field_fuzz(void **state) {
   fuzz_report("field mutations");
 }
 
+/* Byte mutations of real ONNX node-test models (every op family, real attributes), imported with shape
+ * inference and then constant-folded: reaches the op families' parse/infer and reference kernels with
+ * hostile attributes and shapes. Every 3rd test directory, 16 mutants each, fixed seed. */
+static void test_nodetest_model_fuzz(void **state) {
+  const char *root = KILN_TESTDATA_DIR;
+  DIR *dh = opendir(root);
+  if (!dh) {
+    print_message("skipped: %s not found\n", root);
+    skip();
+  }
+  char **names = NULL;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(dh));) {
+    if (strncmp(e->d_name, "test_", 5) != 0) continue;
+    names = realloc(names, sizeof(char *) * (size_t)(n + 1));
+    names[n++] = strdup(e->d_name);
+  }
+  closedir(dh);
+  qsort(names, (size_t)n, sizeof(char *), name_cmp); /* readdir order varies: sort for reproducibility */
+  uint64_t s = 7;
+  int every = fuzz_scale() > 1 ? 1 : 3, mutants = 16 * fuzz_scale();
+  for (int i = 0; i < n; i++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/model.onnx", root, names[i]);
+    size_t len;
+    uint8_t *base = i % every == 0 ? test_read_file(path, &len) : NULL;
+    if (base && len > 0 && len < (1u << 20)) {
+      uint8_t *buf = malloc(len);
+      for (int k = 0; k < mutants; k++) {
+        memcpy(buf, base, len);
+        int n_mut = 1 + (int)(rng_next(&s) % 3);
+        for (int j = 0; j < n_mut; j++) {
+          size_t pos = rng_next(&s) % len;
+          if (rng_next(&s) % 2) buf[pos] ^= (uint8_t)(1u << (rng_next(&s) % 8));
+          else buf[pos] = (uint8_t)rng_next(&s);
+        }
+        fuzz_fold(buf, len);
+      }
+      free(buf);
+    }
+    free(base);
+    free(names[i]);
+  }
+  free(names);
+  fuzz_report("node-test model mutations");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty_buffer),
@@ -775,6 +854,7 @@ int main(void) {
       cmocka_unit_test(test_external_data),
       cmocka_unit_test(test_mutation_fuzz),
       cmocka_unit_test(test_field_fuzz),
+      cmocka_unit_test(test_nodetest_model_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
