@@ -174,6 +174,7 @@ kiln_status kiln_conv_resolve(const kiln_node *n, const kiln_conv_params *p, int
   int64_t kernel[KILN_MAX_SPATIAL];
   for (int32_t i = 0; i < nsp; i++) {
     kernel[i] = p->w.n_kernel ? p->w.kernel_shape[i] : w_dims[i + 2];
+    if (kernel[i] == 0) return kiln_error(KILN_ERR_SHAPE, "W has an empty kernel dim %d", i);
     if (p->w.n_kernel && p->w.n_kernel == nsp && w_dims[i + 2] >= 0 && w_dims[i + 2] != kernel[i])
       return kiln_error(KILN_ERR_SHAPE, "kernel_shape[%d] = %" PRId64 " but W has %" PRId64, i, kernel[i], w_dims[i + 2]);
   }

@@ -191,9 +191,24 @@ static const kiln_value *present(const kiln_graph *g, const kiln_node *n, int i)
   return v;
 }
 
+static kiln_status resize_resolve(const kiln_resize_params *p, int32_t rank, const int64_t *in, const double *scales,
+                                  int64_t n_scales, const int64_t *sizes, int64_t n_sizes, int64_t *out_dims,
+                                  double *out_scales);
+
 kiln_status kiln_resize_resolve(const kiln_resize_params *p, int32_t rank, const int64_t *in, const double *scales,
                                 int64_t n_scales, const int64_t *sizes, int64_t n_sizes, int64_t *out_dims,
                                 double *out_scales) {
+  KILN_TRY(resize_resolve(p, rank, in, scales, n_scales, sizes, n_sizes, out_dims, out_scales));
+  /* Nothing to interpolate from: an empty input dim can only give an empty output dim. */
+  for (int32_t d = 0; d < rank; d++)
+    if (in[d] == 0 && out_dims[d] != 0)
+      return kiln_error(KILN_ERR_SHAPE, "dim %d is empty in the input but not in the output", d);
+  return NULL;
+}
+
+static kiln_status resize_resolve(const kiln_resize_params *p, int32_t rank, const int64_t *in, const double *scales,
+                                  int64_t n_scales, const int64_t *sizes, int64_t n_sizes, int64_t *out_dims,
+                                  double *out_scales) {
   /* Which dims the scales/sizes cover: every dim, or the axes attribute's. */
   int32_t ax[KILN_MAX_RANK], nax = p->n_axes ? p->n_axes : rank;
   bool seen[KILN_MAX_RANK] = {false};
