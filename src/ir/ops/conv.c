@@ -38,7 +38,7 @@ kiln_status kiln_window_attrs_parse(const kiln_node *n, bool transpose, kiln_win
   KILN_TRY(read_list(n, "pads", w->pads, 2 * KILN_MAX_SPATIAL, &w->n_pads));
   if (transpose) {
     KILN_TRY(read_list(n, "output_padding", w->output_padding, KILN_MAX_SPATIAL, &w->n_output_padding));
-    KILN_TRY(read_list(n, "output_shape", w->output_shape, KILN_MAX_SPATIAL, &w->n_output_shape));
+    KILN_TRY(read_list(n, "output_shape", w->output_shape, KILN_MAX_RANK, &w->n_output_shape));
   }
   for (int32_t i = 0; i < w->n_kernel; i++)
     if (w->kernel_shape[i] <= 0 || w->kernel_shape[i] > (INT64_C(1) << 31))
@@ -84,7 +84,9 @@ kiln_status kiln_window_resolve(const kiln_window_attrs *w, int32_t nsp, const i
       (w->n_dilations && w->n_dilations != nsp) || (w->n_pads && w->n_pads != 2 * nsp) ||
       (w->n_output_padding && w->n_output_padding != nsp))
     return kiln_error(KILN_ERR_SHAPE, "window attributes do not match the input's %d spatial dims", nsp);
-  if (w->n_output_shape && w->n_output_shape != nsp)
+  /* output_shape lists the spatial dims; some exporters write the full [N, C, spatial...] instead. */
+  int32_t os_skip = w->n_output_shape == nsp + 2 ? 2 : 0;
+  if (w->n_output_shape && w->n_output_shape != nsp + os_skip)
     return kiln_error(KILN_ERR_SHAPE, "attribute 'output_shape' has %d values, the input has %d spatial dims",
                       w->n_output_shape, nsp);
   memset(g, 0, sizeof *g);
@@ -135,7 +137,7 @@ kiln_status kiln_window_resolve(const kiln_window_attrs *w, int32_t nsp, const i
       int64_t full = known ? s * (x - 1) + op + dk : KILN_DIM_DYNAMIC;
       bool from_total = false;
       if (w->n_output_shape) {
-        out = w->output_shape[i];
+        out = w->output_shape[i + os_skip];
         from_total = true;
       } else if (w->auto_pad == KILN_AUTO_PAD_SAME_UPPER || w->auto_pad == KILN_AUTO_PAD_SAME_LOWER) {
         out = x >= 0 ? x * s : KILN_DIM_DYNAMIC;

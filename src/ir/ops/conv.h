@@ -28,7 +28,7 @@ typedef struct kiln_window_attrs {
   int64_t dilations[KILN_MAX_SPATIAL];
   int64_t pads[2 * KILN_MAX_SPATIAL]; /* ONNX order: all begins, then all ends */
   int64_t output_padding[KILN_MAX_SPATIAL]; /* ConvTranspose */
-  int64_t output_shape[KILN_MAX_SPATIAL];   /* ConvTranspose (spatial dims only) */
+  int64_t output_shape[KILN_MAX_RANK]; /* ConvTranspose: spatial dims (or, from some exporters, N, C, spatial) */
 } kiln_window_attrs;
 
 /* Fully resolved geometry for one concrete input shape: what a kernel loops over. For ConvTranspose

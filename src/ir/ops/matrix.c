@@ -153,6 +153,7 @@ kiln_status kiln_einsum_plan_make(const kiln_einsum_params *p, int32_t n_operand
     for (int32_t j = 0; j < p->out_len; j++) {
       int8_t t = p->out[j];
       if (t == KILN_EINSUM_ELLIPSIS) {
+        if (r + E > KILN_MAX_RANK) return kiln_error(KILN_ERR_UNSUPPORTED, "output rank exceeds %d", KILN_MAX_RANK);
         for (int32_t e = 0; e < E; e++) plan->out_label[r++] = (int8_t)(KILN_EINSUM_LETTERS + e);
       } else {
         if (plan->extent[t] == -2)
