@@ -37,36 +37,51 @@ static kiln_status run_conv(const kiln_conv_params *r, bool transpose, const dou
   int64_t *kc = malloc((size_t)(nk > 0 ? nk : 1) * (size_t)nsp * sizeof(int64_t));
   if (!kc) return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
   kernel_coords(gm, nk, kc);
-  int64_t pos[KILN_MAX_SPATIAL];
   if (!transpose) {
-    /* W: [M, Cg, k...]; y[n, m, o] = b[m] + sum_{ic, k} x[n, g*Cg+ic, o*s + k*d - pb] * w[m, ic, k] */
+    /* W: [M, Cg, k...]; y[n, m, o] = b[m] + sum_{ic, k} x[n, g*Cg+ic, o*s + k*d - pb] * w[m, ic, k].
+     * Loop order puts the last output dim innermost so a whole model (YOLOv8n) stays tractable. */
+    int32_t L = nsp - 1;
+    int64_t out_last = gm->out[L], in_last = gm->in[L], outer = out_last ? out_sp / out_last : 0;
     for (int64_t nb = 0; nb < r->batch; nb++)
       for (int64_t m = 0; m < M; m++) {
         int64_t g = m / Mg;
-        for (int64_t o = 0; o < out_sp; o++) {
-          int64_t rem = o;
-          for (int32_t j = nsp - 1; j >= 0; j--) pos[j] = rem % gm->out[j], rem /= gm->out[j];
-          double acc = b ? b[m] : 0.0;
+        double *yb = y + (nb * M + m) * out_sp;
+        for (int64_t o = 0; o < out_sp; o++) yb[o] = b ? b[m] : 0.0;
+        for (int64_t ic = 0; ic < Cg; ic++) {
+          const double *xc = x + (nb * C + g * Cg + ic) * in_sp;
           for (int64_t k = 0; k < nk; k++) {
-            int64_t off = 0;
-            bool inside = true;
-            for (int32_t j = 0; j < nsp; j++) {
-              int64_t c = pos[j] * gm->strides[j] + kc[k * nsp + j] * gm->dilations[j] - gm->pad_begin[j];
-              if (c < 0 || c >= gm->in[j]) {
-                inside = false;
-                break;
+            double wv = w[(m * Cg + ic) * nk + k];
+            const int64_t *kk = kc + k * nsp;
+            for (int64_t oo = 0; oo < outer; oo++) {
+              /* input row for the outer output coords; skip rows that fall in the padding */
+              int64_t rem = oo, row = 0, mul = 1;
+              bool inside = true;
+              for (int32_t j = L - 1; j >= 0; j--) {
+                int64_t p = rem % gm->out[j];
+                rem /= gm->out[j];
+                int64_t c = p * gm->strides[j] + kk[j] * gm->dilations[j] - gm->pad_begin[j];
+                if (c < 0 || c >= gm->in[j]) {
+                  inside = false;
+                  break;
+                }
+                row += c * mul;
+                mul *= gm->in[j];
               }
-              off = off * gm->in[j] + c;
+              if (!inside) continue;
+              const double *xr = xc + row * in_last;
+              double *yr = yb + oo * out_last;
+              int64_t off = kk[L] * gm->dilations[L] - gm->pad_begin[L], st = gm->strides[L];
+              for (int64_t ol = 0; ol < out_last; ol++) {
+                int64_t c = ol * st + off;
+                if (c >= 0 && c < in_last) yr[ol] += wv * xr[c];
+              }
             }
-            if (!inside) continue;
-            for (int64_t ic = 0; ic < Cg; ic++)
-              acc += x[((nb * C) + g * Cg + ic) * in_sp + off] * w[(m * Cg + ic) * nk + k];
           }
-          y[(nb * M + m) * out_sp + o] = acc;
         }
       }
   } else {
     /* W: [C, Mg, k...]; every input element scatters into y at i*s + k*d - pb (the crop). */
+    int64_t pos[KILN_MAX_SPATIAL];
     for (int64_t nb = 0; nb < r->batch; nb++)
       for (int64_t m = 0; m < M; m++)
         for (int64_t o = 0; o < out_sp; o++) y[(nb * M + m) * out_sp + o] = b ? b[m] : 0.0;
