@@ -437,8 +437,12 @@ static kiln_status resolve_slice(const kiln_graph *g, const kiln_node *n, const 
     r->step[a] = step;
     int64_t d = in[0].dims[a];
     if (d < 0) {
-      out->dims[a] = KILN_DIM_DYNAMIC;
-      out->sym[a] = -1;
+      /* x[0:BIG] on a dynamic dim keeps it (and its symbol): exporters write that for "the whole axis". */
+      bool whole = step == 1 && starts->v[i] == 0 && ends->v[i] >= INT32_MAX;
+      if (!whole) {
+        out->dims[a] = KILN_DIM_DYNAMIC;
+        out->sym[a] = -1;
+      }
       continue;
     }
     int64_t cnt;
