@@ -452,6 +452,40 @@ static kiln_status resolve_slice(const kiln_graph *g, const kiln_node *n, const 
   return NULL;
 }
 
+/* The -1 of a Reshape whose input has dynamic dims can still be static when every dynamic input dim
+ * reappears in the target (copied by a 0 entry or named by the same symbol): they cancel, e.g.
+ * [batch,144,80,80] -> [0,144,-1] gives -1 = 6400. This is what keeps re-batched models static past
+ * the batch. Leaves the dim dynamic when they do not cancel. */
+static void reshape_cancel_dynamic(const kiln_ints *t, const kiln_shape_params *p, const kiln_shape *in, int32_t infer_at,
+                                   kiln_shape *out) {
+  bool used[KILN_MAX_RANK] = {false};
+  int64_t in_known = 1, t_known = 1;
+  for (int32_t i = 0; i < out->rank; i++) {
+    if (i == infer_at) continue;
+    if (out->dims[i] >= 0) {
+      if (out->dims[i] == 0 || t_known > KILN_MAX_ELEMENTS / out->dims[i]) return;
+      t_known *= out->dims[i];
+      continue;
+    }
+    int32_t j = -1;
+    if (t->v[i] == 0 && !p->allowzero && i < in->rank) j = i;
+    else if (out->sym[i] >= 0)
+      for (int32_t k = 0; k < in->rank && j < 0; k++)
+        if (in->dims[k] < 0 && in->sym[k] == out->sym[i] && !used[k]) j = k;
+    if (j < 0 || used[j]) return;
+    used[j] = true;
+  }
+  for (int32_t k = 0; k < in->rank; k++) {
+    if (in->dims[k] < 0) {
+      if (!used[k]) return;
+      continue;
+    }
+    if (in->dims[k] == 0 || in_known > KILN_MAX_ELEMENTS / in->dims[k]) return;
+    in_known *= in->dims[k];
+  }
+  if (in_known % t_known == 0) out->dims[infer_at] = in_known / t_known;
+}
+
 static kiln_status resolve_reshape(const kiln_node *n, const kiln_shape_params *p, const kiln_shape *in,
                                    const kiln_ints *ints, kiln_shape *out) {
   const kiln_ints *t = &ints[1];
@@ -508,6 +542,8 @@ static kiln_status resolve_reshape(const kiln_node *n, const kiln_shape_params *
         return kiln_error(KILN_ERR_SHAPE, "cannot reshape %" PRId64 " elements: the other dims give %" PRId64, total,
                           known_prod);
       out->dims[infer_at] = total / known_prod;
+    } else if (in[0].rank >= 0) {
+      reshape_cancel_dynamic(t, p, &in[0], infer_at, out);
     }
   } else if (total >= 0 && prod_known && total != known_prod) {
     return kiln_error(KILN_ERR_SHAPE, "cannot reshape %" PRId64 " elements into %" PRId64, total, known_prod);
