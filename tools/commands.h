@@ -8,5 +8,7 @@ enum { KILN_EXIT_OK = 0, KILN_EXIT_FAILURE = 1, KILN_EXIT_USAGE = 2, KILN_EXIT_B
 int kiln_cmd_inspect(int argc, char **argv);
 int kiln_cmd_surgeon(int argc, char **argv);
 int kiln_cmd_nodetest(int argc, char **argv);
+int kiln_cmd_build(int argc, char **argv);
+int kiln_cmd_run(int argc, char **argv);
 
 #endif

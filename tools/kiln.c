@@ -9,6 +9,8 @@ static const struct {
   int (*run)(int argc, char **argv);
   const char *help;
 } commands[] = {
+    {"build", kiln_cmd_build, "build an engine from an ONNX model"},
+    {"run", kiln_cmd_run, "run an engine (or a model) on raw input files"},
     {"inspect", kiln_cmd_inspect, "print a model's inputs, outputs, ops, parameters and MACs"},
     {"surgeon", kiln_cmd_surgeon, "rewrite a model: sanitize (fold, clean up, sort), batch"},
     {"nodetest", kiln_cmd_nodetest, "check import, shape inference and reference kernels on ONNX node tests"},

@@ -1,0 +1,229 @@
+/*
+ * The builder: network -> optimized graph -> layers -> engine image.
+ *
+ *  1. re-batch if asked, then simplify (fold, no-ops, cleanup), fold BN into convs, simplify again;
+ *     every shape must now be static
+ *  2. lower nodes to layers in topological order:
+ *     - shape-only ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) become views: no layer, no copy
+ *     - fusable patterns go to fast kernels (lower_cpu.c): Conv + bias + activation (+ residual add)
+ *     - anything else runs through the "ref" kernel (the reference implementation)
+ *  3. plan the activation arena, write the engine (engine_writer.c)
+ */
+#include "build/builder.h"
+
+#include "backend/cpu/cpu_caps.h"
+#include "core/dtype.h"
+#include "core/file.h"
+#include "onnx/onnx.h"
+#include "passes/passes.h"
+#include "runtime/kernel.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kiln_build_config_init(kiln_build_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->device = KILN_DEVICE_CPU;
+  cfg->precision = KILN_PRECISION_FP32;
+}
+
+void kiln_free(void *p) { free(p); }
+
+static bool is_graph_output(const kiln_graph *g, int32_t v) {
+  for (int32_t k = 0; k < g->n_outputs; k++)
+    if (g->outputs[k] == v) return true;
+  return false;
+}
+
+/* Tensor id for a graph value, creating a WEIGHT tensor for constants on first use. */
+kiln_status kiln_lower_tensor_of(kiln_lower_ctx *lc, int32_t v, int32_t *out) {
+  if (v < 0) {
+    *out = -1;
+    return NULL;
+  }
+  if (lc->tensor_of[v] >= 0) {
+    *out = lc->tensor_of[v];
+    return NULL;
+  }
+  const kiln_value *val = &lc->g->values[v];
+  if (!val->data)
+    return kiln_error(KILN_ERR_INTERNAL, "tensor '%s' is used before it is produced", val->name);
+  KILN_TRY(kiln_ew_add_weight(lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims, val->data,
+                              &lc->tensor_of[v]));
+  *out = lc->tensor_of[v];
+  return NULL;
+}
+
+/* A new ARENA tensor for a node output (graph outputs were made IO tensors up front). */
+kiln_status kiln_lower_output(kiln_lower_ctx *lc, int32_t v, int32_t *out) {
+  if (v < 0) {
+    *out = -1;
+    return NULL;
+  }
+  if (lc->tensor_of[v] >= 0) {
+    *out = lc->tensor_of[v];
+    return NULL;
+  }
+  const kiln_value *val = &lc->g->values[v];
+  KILN_TRY(kiln_ew_add_tensor(lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims,
+                              KILN_STORAGE_ARENA, -1, 0, &lc->tensor_of[v]));
+  *out = lc->tensor_of[v];
+  return NULL;
+}
+
+static kiln_status lower_ref(kiln_lower_ctx *lc, const kiln_node *n) {
+  int32_t ins[64], outs[64];
+  if (n->n_inputs > 64 || n->n_outputs > 64) return kiln_error(KILN_ERR_UNSUPPORTED, "node '%s' has too many tensors", n->name);
+  for (int32_t k = 0; k < n->n_inputs; k++) KILN_TRY(kiln_lower_tensor_of(lc, n->inputs[k], &ins[k]));
+  for (int32_t k = 0; k < n->n_outputs; k++) KILN_TRY(kiln_lower_output(lc, n->outputs[k], &outs[k]));
+  uint8_t *params;
+  size_t size;
+  KILN_TRY(kiln_attrs_serialize(n, &params, &size));
+  kiln_status st = kiln_ew_add_layer(lc->w, n->name, "ref", n->op_type, ins, (uint32_t)n->n_inputs, outs,
+                                     (uint32_t)n->n_outputs, params, size, 0, (uint64_t)kiln_node_macs(lc->g, n));
+  free(params);
+  return st;
+}
+
+static bool is_view_op(const kiln_node *n) {
+  switch (n->op) {
+  case KILN_OP_Reshape: case KILN_OP_Flatten: case KILN_OP_Squeeze: case KILN_OP_Unsqueeze: case KILN_OP_Identity:
+    return true;
+  default: return false;
+  }
+}
+
+/* Views share their input's memory. Not for graph outputs (the caller's buffer must receive the data) and
+ * not for constant inputs (folding removed those). */
+static kiln_status try_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+  *done = false;
+  if (!is_view_op(n) || n->n_outputs != 1 || n->inputs[0] < 0) return NULL;
+  int32_t in = n->inputs[0], out = n->outputs[0];
+  if (is_graph_output(lc->g, out) || lc->g->values[in].data || lc->tensor_of[in] < 0) return NULL;
+  const kiln_value *ov = &lc->g->values[out];
+  int32_t base = lc->tensor_of[in];
+  const kiln_tensor_rec *bt = kiln_ew_tensor(lc->w, base);
+  uint64_t off = 0;
+  if (bt->storage == KILN_STORAGE_VIEW) { /* point at the root so chains stay flat */
+    off = bt->offset;
+    base = bt->alias_of;
+  }
+  KILN_TRY(kiln_ew_add_tensor(lc->w, ov->name, ov->dtype, (uint32_t)ov->shape.rank, ov->shape.dims, KILN_STORAGE_VIEW,
+                              base, off, &lc->tensor_of[out]));
+  *done = true;
+  return NULL;
+}
+
+static kiln_status optimize(kiln_graph *g, const kiln_build_config *cfg) {
+  if (cfg->batch > 0) KILN_TRY(kiln_pass_rebatch(g, cfg->batch));
+  KILN_TRY(kiln_passes_simplify(g));
+  int fused = 0;
+  KILN_TRY(kiln_pass_fuse_conv_bn(g, &fused));
+  if (fused) KILN_TRY(kiln_passes_simplify(g));
+  KILN_TRY(kiln_graph_infer_shapes(g));
+  for (int32_t v = 0; v < g->n_values; v++) {
+    const kiln_value *val = &g->values[v];
+    if (kiln_shape_is_static(&val->shape) || kiln_graph_count_uses(g, v) == 0) continue;
+    char buf[128];
+    return kiln_error(KILN_ERR_UNSUPPORTED, "tensor '%s' has shape %s: engines need static shapes (build with --batch N)",
+                      val->name, kiln_shape_format(g, &val->shape, buf, sizeof buf));
+  }
+  return NULL;
+}
+
+kiln_status kiln_build(kiln_network *g, const kiln_build_config *cfg, void **engine, size_t *engine_size) {
+  *engine = NULL;
+  *engine_size = 0;
+  kiln_build_config defaults;
+  if (!cfg) {
+    kiln_build_config_init(&defaults);
+    cfg = &defaults;
+  }
+  if (cfg->device != KILN_DEVICE_CPU)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "this kiln builds CPU engines only (the CUDA backend is not built yet)");
+  if (cfg->precision != KILN_PRECISION_FP32)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "CPU engines are fp32 for now (fp16/int8 come with their issues)");
+  if (cfg->batch < 0) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "batch must be positive");
+  KILN_TRY(optimize(g, cfg));
+
+  kiln_lower_ctx lc = {0};
+  lc.g = g;
+  lc.cfg = cfg;
+  lc.isa = kiln_cpu_isa();
+  lc.tensor_of = malloc(sizeof(int32_t) * ((size_t)g->n_values + 1));
+  lc.consumed = calloc((size_t)g->n_nodes + 1, 1);
+  KILN_CHECK_ALLOC(lc.tensor_of);
+  kiln_status st = lc.consumed ? kiln_ew_create(&lc.w) : kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  for (int32_t v = 0; v < g->n_values; v++) lc.tensor_of[v] = -1;
+  /* Bindings first, so inputs and outputs are IO tensors with slots in model order. */
+  for (int32_t k = 0; !st && k < g->n_inputs; k++) {
+    const kiln_value *val = &g->values[g->inputs[k]];
+    st = kiln_ew_add_tensor(lc.w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims, KILN_STORAGE_IO,
+                            -1, 0, &lc.tensor_of[g->inputs[k]]);
+    if (!st) st = kiln_ew_add_binding(lc.w, lc.tensor_of[g->inputs[k]], 1);
+  }
+  for (int32_t k = 0; !st && k < g->n_outputs; k++) {
+    int32_t v = g->outputs[k];
+    const kiln_value *val = &g->values[v];
+    if (lc.tensor_of[v] >= 0 || val->data || val->producer < 0) continue; /* handled below with a copy layer */
+    st = kiln_ew_add_tensor(lc.w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims, KILN_STORAGE_IO,
+                            -1, 0, &lc.tensor_of[v]);
+    if (!st) st = kiln_ew_add_binding(lc.w, lc.tensor_of[v], 0);
+  }
+  for (int32_t i = 0; !st && i < g->n_nodes; i++) {
+    const kiln_node *n = &g->nodes[i];
+    if (lc.consumed[i]) continue;
+    bool done = false;
+    st = try_view(&lc, n, &done);
+    if (!st && !done) st = kiln_lower_cpu_fast(&lc, i, &done);
+    if (!st && !done) st = lower_ref(&lc, n);
+    if (st) st = kiln_error_prefix(st, "building node '%s' (%s): ", n->name, n->op_type);
+    else if (cfg->verbose)
+      fprintf(stderr, "kiln build: %-40s %-14s\n", n->name, n->op_type);
+  }
+  /* Graph outputs that are graph inputs or constants get a copy into their own binding. */
+  for (int32_t k = 0; !st && k < g->n_outputs; k++) {
+    int32_t v = g->outputs[k];
+    const kiln_value *val = &g->values[v];
+    if (!val->data && val->producer >= 0) continue;
+    int32_t src, dst;
+    st = kiln_lower_tensor_of(&lc, v, &src);
+    char name[300];
+    snprintf(name, sizeof name, "%.256s (output)", val->name);
+    if (!st) st = kiln_ew_add_tensor(lc.w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims,
+                                     KILN_STORAGE_IO, -1, 0, &dst);
+    if (!st) st = kiln_ew_add_binding(lc.w, dst, 0);
+    if (!st) st = kiln_ew_add_layer(lc.w, name, "ref", "Identity", &src, 1, &dst, 1, "\0\0\0\0", 4, 0, 0);
+  }
+  if (!st) {
+    kiln_target_rec target;
+    memset(&target, 0, sizeof target);
+    target.device = KILN_TARGET_CPU;
+    target.cpu_isa = (uint32_t)lc.max_isa_used;
+    snprintf(target.device_name, sizeof target.device_name, "x86-64 %s", kiln_isa_name(lc.max_isa_used));
+    kiln_options_rec opt;
+    memset(&opt, 0, sizeof opt);
+    opt.precision = (uint32_t)cfg->precision;
+    opt.device = (uint32_t)cfg->device;
+    opt.batch = cfg->batch;
+    opt.threads = (uint32_t)(cfg->threads > 0 ? cfg->threads : 0);
+    opt.workspace_limit = cfg->workspace_limit;
+    opt.opset = g->opset;
+    st = kiln_ew_finish(lc.w, &target, &opt, engine, engine_size);
+  }
+  kiln_ew_destroy(lc.w);
+  free(lc.tensor_of);
+  free(lc.consumed);
+  return st;
+}
+
+kiln_status kiln_build_to_file(kiln_network *net, const kiln_build_config *cfg, const char *path) {
+  void *img;
+  size_t size;
+  KILN_TRY(kiln_build(net, cfg, &img, &size));
+  kiln_status st = kiln_file_write_atomic(path, img, size);
+  free(img);
+  return st;
+}

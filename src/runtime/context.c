@@ -1,0 +1,121 @@
+/*
+ * Execution contexts: each owns its activation arena, kernel workspace, thread pool and bindings; the
+ * engine (weights, prepared layers) is shared. Pointers are resolved when bindings change, so enqueue
+ * is a loop over layers with no allocation and no I/O.
+ */
+#include "runtime/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct kiln_context {
+  kiln_engine *e;
+  uint8_t *arena, *workspace;
+  void **ptrs; /* per tensor */
+  void **io;   /* per binding */
+  kiln_threadpool *tp;
+  int resolved;
+  int profiling;
+  double *layer_ms; /* per layer, from the last profiled enqueue */
+};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void kiln_context_set_profiling(kiln_context *c, int enabled) { c->profiling = enabled; }
+
+kiln_status kiln_context_layer_times(const kiln_context *c, double *ms, int n) {
+  if (n != c->e->n_layers) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "expected %d layer slots, got %d", c->e->n_layers, n);
+  for (int i = 0; i < n; i++) ms[i] = c->layer_ms[i];
+  return NULL;
+}
+
+void kiln_context_destroy(kiln_context *c) {
+  if (!c) return;
+  free(c->arena);
+  free(c->workspace);
+  free(c->ptrs);
+  free(c->io);
+  free(c->layer_ms);
+  kiln_threadpool_destroy(c->tp);
+  free(c);
+}
+
+static void *aligned(size_t n) {
+  void *p = NULL;
+  if (posix_memalign(&p, KILN_ENGINE_ALIGN, n ? n : KILN_ENGINE_ALIGN) != 0) return NULL;
+  return p;
+}
+
+kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opts, kiln_context **out) {
+  *out = NULL;
+  kiln_context *c = calloc(1, sizeof *c);
+  KILN_CHECK_ALLOC(c);
+  c->e = e;
+  c->arena = aligned(e->plan->arena_size);
+  c->workspace = aligned(e->plan->workspace_size);
+  c->ptrs = calloc((size_t)e->n_tensors + 1, sizeof(void *));
+  c->io = calloc((size_t)e->n_bindings + 1, sizeof(void *));
+  c->layer_ms = calloc((size_t)e->n_layers + 1, sizeof(double));
+  kiln_status st = NULL;
+  if (!c->arena || !c->workspace || !c->ptrs || !c->io || !c->layer_ms)
+    st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory creating a context (arena %llu bytes)",
+                    (unsigned long long)e->plan->arena_size);
+  if (!st) st = kiln_threadpool_create(opts ? opts->threads : 0, &c->tp);
+  if (st) {
+    kiln_context_destroy(c);
+    return st;
+  }
+  *out = c;
+  return NULL;
+}
+
+kiln_status kiln_context_bind(kiln_context *c, const char *name, void *data, size_t nbytes) {
+  int i = kiln_engine_find_binding(c->e, name);
+  if (i < 0) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "the engine has no input or output named '%s'", name);
+  const kiln_tensor_rec *t = &c->e->tensors[c->e->bindings[i].tensor];
+  if (nbytes != t->nbytes)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "binding '%s' needs %llu bytes, got %zu", name,
+                      (unsigned long long)t->nbytes, nbytes);
+  if (!data && nbytes) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "binding '%s': NULL buffer", name);
+  c->io[i] = data;
+  c->resolved = 0;
+  return NULL;
+}
+
+static kiln_status resolve(kiln_context *c) {
+  const kiln_engine *e = c->e;
+  for (int32_t i = 0; i < e->n_bindings; i++)
+    if (!c->io[i] && e->tensors[e->bindings[i].tensor].nbytes)
+      return kiln_error(KILN_ERR_INVALID_ARGUMENT, "%s '%s' is not bound", e->bindings[i].is_input ? "input" : "output",
+                        kiln_engine_string(e, e->tensors[e->bindings[i].tensor].name));
+  for (int32_t i = 0; i < e->n_tensors; i++) {
+    const kiln_tensor_rec *t = &e->tensors[i];
+    switch (t->storage) {
+    case KILN_STORAGE_ARENA: c->ptrs[i] = c->arena + t->offset; break;
+    case KILN_STORAGE_WEIGHT: c->ptrs[i] = (void *)(e->weights + t->offset); break;
+    case KILN_STORAGE_IO: c->ptrs[i] = c->io[t->slot]; break;
+    case KILN_STORAGE_VIEW: c->ptrs[i] = (uint8_t *)c->ptrs[t->alias_of] + t->offset; break; /* alias_of < i */
+    }
+  }
+  c->resolved = 1;
+  return NULL;
+}
+
+kiln_status kiln_context_enqueue(kiln_context *c, void *stream) {
+  if (stream) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "a CPU engine runs without a stream (pass NULL)");
+  if (!c->resolved) KILN_TRY(resolve(c));
+  kiln_exec ex = {c->ptrs, c->e->tensors, c->workspace, c->tp};
+  for (int32_t i = 0; i < c->e->n_layers; i++) {
+    const kiln_layer_rt *L = &c->e->rt[i];
+    double t0 = c->profiling ? now_ms() : 0;
+    kiln_status st = L->kernel->run(L, &ex);
+    if (c->profiling) c->layer_ms[i] = now_ms() - t0;
+    if (st) return kiln_error_prefix(st, "layer '%s' (%s, %s): ", L->name, L->op, L->kernel_name);
+  }
+  return NULL;
+}

@@ -1,0 +1,298 @@
+/*
+ * Engine loading: map the file, then check - in this order, so the message names the first thing wrong -
+ * size, magic, version, endianness, declared size, checksum, section table bounds, every record's
+ * offsets/indices, the target (CPU ISA or GPU), and finally let each layer's kernel prepare (which
+ * re-validates its parameters). Nothing is trusted before it is checked.
+ */
+#include "runtime/engine.h"
+
+#include "backend/cpu/cpu_caps.h"
+#include "core/dtype.h"
+#include "core/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *kiln_engine_string(const kiln_engine *e, uint32_t off) {
+  return off < e->strings_size ? e->strings + off : "?";
+}
+
+void kiln_engine_destroy(kiln_engine *e) {
+  if (!e) return;
+  if (e->rt)
+    for (int32_t i = 0; i < e->n_layers; i++)
+      if (e->rt[i].kernel && e->rt[i].kernel->release) e->rt[i].kernel->release(e->rt[i].state);
+  free(e->rt);
+  if (e->mapped) munmap(e->data, e->size);
+  else free(e->data);
+  free(e);
+}
+
+static kiln_status bad(const char *what) { return kiln_error(KILN_ERR_PARSE, "invalid engine file: %s", what); }
+
+static kiln_status find_section(kiln_engine *e, const kiln_section_rec *secs, uint32_t n, uint32_t kind, size_t rec_size,
+                                const char *name, const void **out, uint64_t *count) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (secs[i].kind != kind) continue;
+    if (secs[i].offset > e->size || secs[i].size > e->size - secs[i].offset)
+      return kiln_error(KILN_ERR_PARSE, "invalid engine file: section '%s' lies outside the file", name);
+    if (rec_size > 1 && (secs[i].size % rec_size || secs[i].offset % 8))
+      return kiln_error(KILN_ERR_PARSE, "invalid engine file: section '%s' has a bad size or alignment", name);
+    *out = e->data + secs[i].offset;
+    *count = rec_size ? secs[i].size / rec_size : secs[i].size;
+    return NULL;
+  }
+  return kiln_error(KILN_ERR_PARSE, "invalid engine file: section '%s' is missing", name);
+}
+
+static kiln_status check_target(const kiln_engine *e) {
+  const kiln_target_rec *t = e->target;
+  if (t->device == KILN_TARGET_CPU) {
+    kiln_isa have = kiln_cpu_isa();
+    if ((kiln_isa)t->cpu_isa > have)
+      return kiln_error(KILN_ERR_DEVICE, "engine was built for CPUs with %s, this CPU supports %s: rebuild the engine here",
+                        kiln_isa_name((kiln_isa)t->cpu_isa), kiln_isa_name(have));
+    return NULL;
+  }
+  if (t->device == KILN_TARGET_CUDA)
+    return kiln_error(KILN_ERR_DEVICE, "engine was built for a CUDA GPU (%.*s, compute capability %u.%u), which this kiln "
+                      "cannot run here", 64, t->device_name, t->cc_major, t->cc_minor);
+  return kiln_error(KILN_ERR_PARSE, "invalid engine file: unknown target device %u", t->device);
+}
+
+kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine **out) {
+  *out = NULL;
+  kiln_engine *e = calloc(1, sizeof *e);
+  if (!e) {
+    if (mapped) munmap(data, size);
+    else free(data);
+    return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+  e->data = data;
+  e->size = size;
+  e->mapped = mapped;
+  kiln_status st = NULL;
+#define FAIL(x)                                                                                      \
+  do {                                                                                               \
+    st = (x);                                                                                        \
+    goto fail;                                                                                       \
+  } while (0)
+  if (size < sizeof(kiln_engine_header)) FAIL(bad("too short to be a kiln engine (truncated?)"));
+  const kiln_engine_header *h = (const kiln_engine_header *)data;
+  e->header = h;
+  if (memcmp(h->magic, KILN_ENGINE_MAGIC, 8) != 0) FAIL(bad("wrong magic number (not a kiln engine; an ONNX model or another tool's engine?)"));
+  if (h->endian_tag != KILN_ENGINE_ENDIAN_TAG) FAIL(bad("wrong byte order"));
+  if (h->format_version != KILN_ENGINE_FORMAT_VERSION)
+    FAIL(kiln_error(KILN_ERR_PARSE, "engine format version %u, this kiln reads version %u: rebuild the engine",
+                    h->format_version, KILN_ENGINE_FORMAT_VERSION));
+  if (h->file_size != size)
+    FAIL(kiln_error(KILN_ERR_PARSE, "invalid engine file: it is %zu bytes but its header says %" PRIu64 " (truncated?)",
+                    size, h->file_size));
+  if (h->header_size != sizeof(kiln_engine_header)) FAIL(bad("unexpected header size"));
+  {
+    kiln_engine_header copy = *h;
+    copy.checksum = 0;
+    uint64_t sum = kiln_hash64(&copy, sizeof copy, 0);
+    sum = kiln_hash64(data + sizeof copy, size - sizeof copy, sum);
+    if (sum != h->checksum) FAIL(bad("checksum mismatch (the file is corrupted)"));
+  }
+  if (h->section_table_offset > size || h->n_sections > 64 ||
+      (uint64_t)h->n_sections * sizeof(kiln_section_rec) > size - h->section_table_offset || h->section_table_offset % 8)
+    FAIL(bad("section table lies outside the file"));
+  const kiln_section_rec *secs = (const kiln_section_rec *)(data + h->section_table_offset);
+  const void *p = NULL;
+  uint64_t cnt = 0;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_STRINGS, 1, "strings", &p, &cnt))) goto fail;
+  e->strings = p;
+  e->strings_size = cnt;
+  if (!cnt || e->strings[cnt - 1] != 0) FAIL(bad("string table is not terminated"));
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_TARGET, sizeof(kiln_target_rec), "target", &p, &cnt))) goto fail;
+  if (cnt != 1) FAIL(bad("target section"));
+  e->target = p;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_OPTIONS, sizeof(kiln_options_rec), "options", &p, &cnt))) goto fail;
+  if (cnt != 1) FAIL(bad("options section"));
+  e->options = p;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_PLAN, sizeof(kiln_plan_rec), "plan", &p, &cnt))) goto fail;
+  if (cnt != 1) FAIL(bad("plan section"));
+  e->plan = p;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_TENSORS, sizeof(kiln_tensor_rec), "tensors", &p, &cnt))) goto fail;
+  if (cnt > INT32_MAX) FAIL(bad("too many tensors"));
+  e->tensors = p;
+  e->n_tensors = (int32_t)cnt;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_LAYERS, sizeof(kiln_layer_rec), "layers", &p, &cnt))) goto fail;
+  if (cnt > INT32_MAX) FAIL(bad("too many layers"));
+  e->layers = p;
+  e->n_layers = (int32_t)cnt;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_INDICES, sizeof(int32_t), "indices", &p, &cnt))) goto fail;
+  e->indices = p;
+  e->n_indices = cnt;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_PARAMS, 1, "params", &p, &cnt))) goto fail;
+  e->params = p;
+  e->params_size = cnt;
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_WEIGHTS, 1, "weights", &p, &cnt))) goto fail;
+  e->weights = p;
+  e->weights_size = cnt;
+  if (((uintptr_t)e->weights - (uintptr_t)data) % KILN_ENGINE_ALIGN) FAIL(bad("weights are not 64-byte aligned"));
+  if ((st = find_section(e, secs, h->n_sections, KILN_SECTION_BINDINGS, sizeof(kiln_binding_rec), "bindings", &p, &cnt))) goto fail;
+  e->bindings = p;
+  e->n_bindings = (int32_t)cnt;
+  /* records */
+  for (int32_t i = 0; i < e->n_tensors; i++) {
+    const kiln_tensor_rec *t = &e->tensors[i];
+    if (t->name >= e->strings_size || !kiln_dtype_is_valid((int)t->dtype) || t->rank > 8) FAIL(bad("malformed tensor record"));
+    int64_t numel = 1;
+    for (uint32_t d = 0; d < t->rank; d++) {
+      if (t->dims[d] < 0 || t->dims[d] > ((int64_t)1 << 40) || (t->dims[d] && numel > ((int64_t)1 << 40) / t->dims[d]))
+        FAIL(bad("tensor with invalid dims"));
+      numel *= t->dims[d];
+    }
+    if ((uint64_t)numel * kiln_dtype_size((kiln_dtype)t->dtype) != t->nbytes) FAIL(bad("tensor size does not match its dims"));
+    switch (t->storage) {
+    case KILN_STORAGE_ARENA:
+      if (t->offset > e->plan->arena_size || t->nbytes > e->plan->arena_size - t->offset) FAIL(bad("tensor outside the arena"));
+      break;
+    case KILN_STORAGE_WEIGHT:
+      if (t->offset > e->weights_size || t->nbytes > e->weights_size - t->offset) FAIL(bad("weight outside the weights section"));
+      break;
+    case KILN_STORAGE_IO:
+      if (t->slot < 0 || t->slot >= e->n_bindings || t->offset) FAIL(bad("tensor bound to a missing binding"));
+      break;
+    case KILN_STORAGE_VIEW: {
+      /* views point at earlier tensors only, so resolution terminates */
+      if (t->alias_of < 0 || t->alias_of >= i) FAIL(bad("view of an invalid tensor"));
+      const kiln_tensor_rec *b = &e->tensors[t->alias_of];
+      if (t->offset > b->nbytes || t->nbytes > b->nbytes - t->offset) FAIL(bad("view outside its base tensor"));
+      break;
+    }
+    default: FAIL(bad("unknown tensor storage"));
+    }
+  }
+  for (int32_t i = 0; i < e->n_bindings; i++) {
+    const kiln_binding_rec *b = &e->bindings[i];
+    if (b->tensor >= (uint32_t)e->n_tensors || e->tensors[b->tensor].storage != KILN_STORAGE_IO ||
+        e->tensors[b->tensor].slot != i)
+      FAIL(bad("malformed binding"));
+  }
+  e->opset = e->options->opset;
+  e->rt = calloc((size_t)e->n_layers + 1, sizeof(kiln_layer_rt));
+  if (!e->rt) FAIL(kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory"));
+  for (int32_t i = 0; i < e->n_layers; i++) {
+    const kiln_layer_rec *l = &e->layers[i];
+    if (l->name >= e->strings_size || l->kernel >= e->strings_size || l->op >= e->strings_size) FAIL(bad("malformed layer"));
+    if (l->n_inputs > 64 || l->n_outputs > 64 || l->io_index > e->n_indices ||
+        (uint64_t)l->n_inputs + l->n_outputs > e->n_indices - l->io_index)
+      FAIL(bad("layer tensor list out of range"));
+    if (l->params_offset > e->params_size || l->params_size > e->params_size - l->params_offset) FAIL(bad("layer parameters out of range"));
+    for (uint32_t k = 0; k < l->n_inputs + l->n_outputs; k++) {
+      int32_t tid = e->indices[l->io_index + k];
+      if (tid < -1 || tid >= e->n_tensors) FAIL(bad("layer refers to a missing tensor"));
+    }
+  }
+  if ((st = check_target(e))) goto fail;
+  for (int32_t i = 0; i < e->n_layers; i++) {
+    const kiln_layer_rec *l = &e->layers[i];
+    kiln_layer_rt *L = &e->rt[i];
+    L->rec = l;
+    L->name = e->strings + l->name;
+    L->op = e->strings + l->op;
+    L->kernel_name = e->strings + l->kernel;
+    L->n_in = (int32_t)l->n_inputs;
+    L->n_out = (int32_t)l->n_outputs;
+    L->in = e->indices + l->io_index;
+    L->out = L->in + l->n_inputs;
+    L->params = e->params + l->params_offset;
+    L->params_size = l->params_size;
+    L->kernel = kiln_kernel_find(L->kernel_name);
+    if (!L->kernel)
+      FAIL(kiln_error(KILN_ERR_UNSUPPORTED, "layer '%s' uses kernel '%s', which this kiln build does not have: rebuild the engine",
+                      L->name, L->kernel_name));
+    kiln_engine_view v = {e->tensors, e->n_tensors, e->strings, e->strings_size, e->weights, e->weights_size,
+                          e->opset};
+    if (L->kernel->prepare && (st = L->kernel->prepare(&v, L))) goto fail;
+  }
+  *out = e;
+  return NULL;
+fail:
+  kiln_engine_destroy(e);
+  return st;
+#undef FAIL
+}
+
+kiln_status kiln_engine_load_file(const char *path, kiln_engine **out) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return kiln_error(KILN_ERR_IO, "cannot open engine '%s': %s", path, strerror(errno));
+  struct stat s;
+  if (fstat(fd, &s) != 0 || !S_ISREG(s.st_mode)) {
+    close(fd);
+    return kiln_error(KILN_ERR_IO, "'%s' is not a regular file", path);
+  }
+  if (s.st_size == 0) {
+    close(fd);
+    return kiln_error(KILN_ERR_PARSE, "%s: invalid engine file: the file is empty", path);
+  }
+  /* Private mapping: pages are shared with the page cache, weights are never copied. */
+  void *m = mmap(NULL, (size_t)s.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) return kiln_error(KILN_ERR_IO, "cannot map engine '%s': %s", path, strerror(errno));
+  kiln_status st = kiln_engine_open(m, (size_t)s.st_size, 1, out);
+  return kiln_error_prefix(st, "%s: ", path);
+}
+
+kiln_status kiln_engine_load_memory(const void *data, size_t size, kiln_engine **out) {
+  *out = NULL;
+  /* 64-byte aligned copy so weights keep their alignment */
+  void *copy = NULL;
+  if (posix_memalign(&copy, KILN_ENGINE_ALIGN, size ? size : 1) != 0) return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  if (size) memcpy(copy, data, size);
+  return kiln_engine_open(copy, size, 0, out);
+}
+
+int kiln_engine_num_bindings(const kiln_engine *e) { return e->n_bindings; }
+
+kiln_status kiln_engine_binding(const kiln_engine *e, int index, kiln_binding_info *out) {
+  memset(out, 0, sizeof *out);
+  if (index < 0 || index >= e->n_bindings) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "no binding %d", index);
+  const kiln_tensor_rec *t = &e->tensors[e->bindings[index].tensor];
+  out->name = kiln_engine_string(e, t->name);
+  out->dtype = (kiln_dtype)t->dtype;
+  out->is_input = (int)e->bindings[index].is_input;
+  out->rank = (int)t->rank;
+  memcpy(out->dims, t->dims, sizeof out->dims);
+  out->nbytes = t->nbytes;
+  return NULL;
+}
+
+int kiln_engine_find_binding(const kiln_engine *e, const char *name) {
+  for (int32_t i = 0; i < e->n_bindings; i++)
+    if (!strcmp(kiln_engine_string(e, e->tensors[e->bindings[i].tensor].name), name)) return i;
+  return -1;
+}
+
+int kiln_engine_num_layers(const kiln_engine *e) { return e->n_layers; }
+
+kiln_status kiln_engine_layer(const kiln_engine *e, int index, kiln_layer_info *out) {
+  memset(out, 0, sizeof *out);
+  if (index < 0 || index >= e->n_layers) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "no layer %d", index);
+  const kiln_layer_rt *L = &e->rt[index];
+  out->name = L->name;
+  out->op = L->op;
+  out->kernel = L->kernel_name;
+  out->macs = (int64_t)L->rec->macs;
+  out->workspace = (size_t)L->rec->workspace;
+  return NULL;
+}
+
+void kiln_engine_memory(const kiln_engine *e, size_t *arena, size_t *naive, size_t *weights, size_t *workspace) {
+  if (arena) *arena = (size_t)e->plan->arena_size;
+  if (naive) *naive = (size_t)e->plan->naive_size;
+  if (weights) *weights = (size_t)e->plan->weights_size;
+  if (workspace) *workspace = (size_t)e->plan->workspace_size;
+}

@@ -1,0 +1,106 @@
+/*
+ * Engine file format v1 (see docs/ENGINE_FORMAT.md). Little-endian, 64-bit offsets, fixed-size records,
+ * one section table. Records are plain structs with explicit padding so the writer and the reader agree
+ * byte for byte; the reader validates every offset, count and index before use.
+ */
+#ifndef KILN_RUNTIME_ENGINE_FORMAT_H
+#define KILN_RUNTIME_ENGINE_FORMAT_H
+
+#include <stdint.h>
+
+#define KILN_ENGINE_MAGIC "KILNENG\0"
+#define KILN_ENGINE_FORMAT_VERSION 1u
+#define KILN_ENGINE_ENDIAN_TAG 0x01020304u
+#define KILN_ENGINE_ALIGN 64u /* weights and the arena are 64-byte aligned (cache line, AVX-512) */
+
+enum kiln_section_kind {
+  KILN_SECTION_STRINGS = 1,  /* NUL-terminated strings; records refer to them by byte offset */
+  KILN_SECTION_TARGET = 2,   /* one kiln_target_rec */
+  KILN_SECTION_OPTIONS = 3,  /* one kiln_options_rec */
+  KILN_SECTION_TENSORS = 4,  /* kiln_tensor_rec[] */
+  KILN_SECTION_LAYERS = 5,   /* kiln_layer_rec[] in execution order */
+  KILN_SECTION_INDICES = 6,  /* int32[]: each layer's input then output tensor ids */
+  KILN_SECTION_PARAMS = 7,   /* per-layer parameter blobs (kernel-specific, 8-byte aligned) */
+  KILN_SECTION_WEIGHTS = 8,  /* constant tensors and packed weights, each 64-byte aligned */
+  KILN_SECTION_BINDINGS = 9, /* kiln_binding_rec[]: the engine's inputs and outputs */
+  KILN_SECTION_PLAN = 10,    /* one kiln_plan_rec: activation arena size */
+};
+
+typedef struct kiln_engine_header { /* at offset 0, 128 bytes */
+  char magic[8];
+  uint32_t format_version;
+  uint32_t endian_tag;
+  char kiln_version[16];
+  uint64_t file_size;
+  uint64_t section_table_offset;
+  uint32_t n_sections;
+  uint32_t header_size;
+  uint64_t checksum; /* kiln_hash64 of the whole file with this field zeroed */
+  uint8_t reserved[64];
+} kiln_engine_header;
+
+typedef struct kiln_section_rec {
+  uint32_t kind, reserved;
+  uint64_t offset, size;
+} kiln_section_rec;
+
+enum kiln_target_device { KILN_TARGET_CPU = 0, KILN_TARGET_CUDA = 1 };
+
+typedef struct kiln_target_rec {
+  uint32_t device;          /* kiln_target_device */
+  uint32_t cpu_isa;         /* kiln_isa the kernels were chosen for (CPU) */
+  uint32_t cc_major, cc_minor;
+  uint32_t driver_version, runtime_version;
+  char device_name[64];
+} kiln_target_rec;
+
+typedef struct kiln_options_rec {
+  uint32_t precision, device;
+  int64_t batch;
+  uint32_t threads, verbose;
+  uint64_t workspace_limit;
+  uint64_t source_model_hash; /* hash of the ONNX bytes the engine was built from (0 if unknown) */
+  int64_t opset;              /* the model's default-domain opset: reference layers parse attributes by it */
+} kiln_options_rec;
+
+enum kiln_storage {
+  KILN_STORAGE_ARENA = 0,  /* activation arena of the context, at `offset` */
+  KILN_STORAGE_WEIGHT = 1, /* weights section, at `offset` */
+  KILN_STORAGE_IO = 2,     /* the caller's buffer for binding `slot` */
+  KILN_STORAGE_VIEW = 3,   /* the memory of tensor `alias_of`, `offset` bytes in */
+};
+
+typedef struct kiln_tensor_rec {
+  uint32_t name;    /* string offset */
+  uint32_t dtype;   /* kiln_dtype */
+  uint32_t rank;
+  uint32_t storage; /* kiln_storage */
+  int64_t dims[8];
+  uint64_t offset, nbytes;
+  int32_t slot;     /* binding index for IO, else -1 */
+  int32_t alias_of; /* tensor id for VIEW, else -1 */
+} kiln_tensor_rec;
+
+typedef struct kiln_layer_rec {
+  uint32_t name;      /* string offset */
+  uint32_t kernel;    /* string offset: the kernel's stable name, e.g. "cpu.conv" or "ref" */
+  uint32_t op;        /* string offset: the ONNX op type (for profiles and inspect) */
+  uint32_t n_inputs, n_outputs;
+  uint32_t io_index;  /* first entry in the INDICES section */
+  uint64_t params_offset, params_size;
+  uint64_t workspace; /* scratch bytes the kernel needs (per context) */
+  uint64_t macs;
+} kiln_layer_rec;
+
+typedef struct kiln_binding_rec {
+  uint32_t tensor, is_input;
+} kiln_binding_rec;
+
+typedef struct kiln_plan_rec {
+  uint64_t arena_size;     /* bytes of one context's activation arena */
+  uint64_t workspace_size; /* bytes of per-context kernel scratch (max over layers) */
+  uint64_t naive_size;     /* what the activations would take without reuse (for inspect) */
+  uint64_t weights_size;
+} kiln_plan_rec;
+
+#endif

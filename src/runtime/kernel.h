@@ -1,0 +1,68 @@
+/*
+ * The kernel interface between engines and backends. An engine layer names its kernel by a stable
+ * string ("ref", "cpu.conv", ...) so engine files stay valid across kiln builds that keep that kernel;
+ * loading resolves the name through the registry (runtime/kernel_registry.c) and lets the kernel decode
+ * its parameter blob once (prepare). Running a layer then touches only prepared state and the context's
+ * tensor pointers: no allocation, no I/O.
+ */
+#ifndef KILN_RUNTIME_KERNEL_H
+#define KILN_RUNTIME_KERNEL_H
+
+#include "backend/cpu/threadpool.h"
+#include "core/status.h"
+#include "runtime/engine_format.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kiln_kernel;
+
+typedef struct kiln_layer_rt {
+  const kiln_layer_rec *rec;
+  const char *name, *op, *kernel_name;
+  int32_t n_in, n_out;
+  const int32_t *in, *out; /* tensor ids; -1 = omitted optional */
+  const uint8_t *params;
+  size_t params_size;
+  const struct kiln_kernel *kernel;
+  void *state; /* from prepare; shared read-only by all contexts */
+} kiln_layer_rt;
+
+/* What a kernel sees of the engine at prepare time. */
+typedef struct kiln_engine_view {
+  const kiln_tensor_rec *tensors;
+  int32_t n_tensors;
+  const char *strings;
+  uint64_t strings_size;
+  const uint8_t *weights; /* base of the weights section */
+  uint64_t weights_size;
+  int64_t opset;
+} kiln_engine_view;
+
+/* What a kernel sees of the context at run time. */
+typedef struct kiln_exec {
+  void *const *ptrs; /* data pointer of every tensor */
+  const kiln_tensor_rec *tensors;
+  void *workspace; /* at least rec->workspace bytes, 64-byte aligned */
+  kiln_threadpool *tp;
+} kiln_exec;
+
+typedef struct kiln_kernel {
+  const char *name;
+  kiln_status (*prepare)(const kiln_engine_view *e, kiln_layer_rt *L);
+  void (*release)(void *state);
+  kiln_status (*run)(const kiln_layer_rt *L, const kiln_exec *ex);
+} kiln_kernel;
+
+const kiln_kernel *kiln_kernel_find(const char *name);
+
+/* Kernels (each in its backend file). */
+extern const kiln_kernel kiln_kernel_ref;      /* any op, through the reference kernels */
+extern const kiln_kernel kiln_kernel_cpu_conv; /* fused Conv (+bias, activation, residual) */
+
+/* Serialized node attributes for kernels that rebuild a node at load time (ref). */
+struct kiln_node;
+kiln_status kiln_attrs_serialize(const struct kiln_node *n, uint8_t **out, size_t *size);
+kiln_status kiln_attrs_deserialize(const uint8_t *data, size_t size, struct kiln_node *n);
+
+#endif

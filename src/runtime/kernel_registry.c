@@ -1,0 +1,15 @@
+/* Kernel names -> implementations. Names are part of the engine format: never reuse one for a kernel
+ * with different parameters; give the new one a new name. */
+#include "runtime/kernel.h"
+
+#include <string.h>
+
+static const kiln_kernel *const kernels[] = {
+    &kiln_kernel_ref,
+};
+
+const kiln_kernel *kiln_kernel_find(const char *name) {
+  for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+    if (!strcmp(kernels[i]->name, name)) return kernels[i];
+  return NULL;
+}
