@@ -7,7 +7,10 @@
 #include "commands.h"
 
 #include "core/dtype.h"
+#include "engine_source.h"
 #include "onnx/onnx.h"
+#include "runtime/engine.h"
+#include "tool_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,9 +34,29 @@ static void print_value_line(const kiln_graph *g, const kiln_value *v) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: kiln inspect MODEL.onnx [--layers]\n"
-             "  prints inputs, outputs, opset, op histogram, parameters and MACs\n"
+  fprintf(f, "usage: kiln inspect MODEL.onnx|ENGINE [--layers]\n"
+             "  prints inputs, outputs, opset, op histogram, parameters and MACs; for an engine file:\n"
+             "  target, build options, bindings, layers and kernels, activation and weight memory\n"
              "  --layers   one line per node: name, op, inputs -> outputs with shapes, MACs\n");
+}
+
+/* Engine files start with the engine magic; anything else is treated as ONNX. */
+static int kiln_file_is_engine(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char magic[8] = {0};
+  size_t n = fread(magic, 1, 8, f);
+  fclose(f);
+  return n == 8 && !memcmp(magic, "KILNENG", 8);
+}
+
+static int inspect_engine(const char *path, int layers) {
+  kiln_engine *e;
+  kiln_status st = kiln_engine_load_file(path, &e);
+  if (st) return kiln_report("inspect", st);
+  kiln_engine_print(e, layers);
+  kiln_engine_destroy(e);
+  return 0;
 }
 
 typedef struct op_stat {
@@ -63,6 +86,7 @@ int kiln_cmd_inspect(int argc, char **argv) {
     usage(stderr);
     return KILN_EXIT_USAGE;
   }
+  if (!kiln_path_is_onnx(path) && kiln_file_is_engine(path)) return inspect_engine(path, layers);
   kiln_graph *g = NULL;
   kiln_status st = kiln_onnx_load(path, NULL, &g);
   if (st) {

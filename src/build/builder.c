@@ -116,6 +116,83 @@ static kiln_status try_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) 
   return NULL;
 }
 
+
+/* A view of tensor `base` at byte offset `off`, flattened so it points at a non-view root. */
+static kiln_status make_view(kiln_lower_ctx *lc, int32_t v, int32_t base, uint64_t off) {
+  const kiln_tensor_rec *bt = kiln_ew_tensor(lc->w, base);
+  if (bt->storage == KILN_STORAGE_VIEW) {
+    off += bt->offset;
+    base = bt->alias_of;
+  }
+  const kiln_value *val = &lc->g->values[v];
+  return kiln_ew_add_tensor(lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims, KILN_STORAGE_VIEW,
+                            base, off, &lc->tensor_of[v]);
+}
+
+/*
+ * Concat elision: when a Concat's inputs are contiguous slices of its output (every dim before the axis is
+ * 1, as for YOLO's channel concats at batch 1), each producer writes straight into its slice and the
+ * Concat disappears. Inputs that are graph inputs/outputs, constants, produced by view ops, repeated, or
+ * already placed in another concat keep the Concat as a copy. Outer concats are placed first (reverse
+ * order) so nested ones chain into one buffer.
+ */
+static kiln_status place_concats(kiln_lower_ctx *lc) {
+  kiln_graph *g = lc->g;
+  for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
+    const kiln_node *n = &g->nodes[i];
+    if (n->op != KILN_OP_Concat || n->n_outputs != 1 || n->n_inputs < 1) continue;
+    const kiln_value *out = &g->values[n->outputs[0]];
+    int64_t axis = 0;
+    KILN_TRY(kiln_node_get_int(n, "axis", 0, &axis));
+    if (axis < 0) axis += out->shape.rank;
+    if (axis < 0 || axis >= out->shape.rank) continue;
+    int64_t outer = 1;
+    for (int32_t d = 0; d < axis; d++) outer *= out->shape.dims[d];
+    if (outer != 1) continue;
+    bool ok = !is_graph_output(g, n->outputs[0]) || lc->tensor_of[n->outputs[0]] >= 0;
+    for (int32_t k = 0; ok && k < n->n_inputs; k++) {
+      int32_t v = n->inputs[k];
+      if (v < 0 || g->values[v].data || g->values[v].producer < 0 || lc->tensor_of[v] >= 0 || is_graph_output(g, v)) ok = false;
+      else if (is_view_op(&g->nodes[g->values[v].producer])) ok = false;
+      for (int32_t j = 0; ok && j < k; j++) ok = n->inputs[j] != v;
+    }
+    if (!ok) continue;
+    int32_t base;
+    KILN_TRY(kiln_lower_output(lc, n->outputs[0], &base));
+    uint64_t off = 0;
+    for (int32_t k = 0; k < n->n_inputs; k++) {
+      KILN_TRY(make_view(lc, n->inputs[k], base, off));
+      off += kiln_ew_tensor(lc->w, lc->tensor_of[n->inputs[k]])->nbytes;
+    }
+    lc->consumed[i] = 1;
+  }
+  return NULL;
+}
+
+/* Split along an axis whose outer dims are 1: the outputs are views of consecutive slices of the input. */
+static kiln_status try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+  *done = false;
+  if (n->op != KILN_OP_Split || n->inputs[0] < 0 || lc->g->values[n->inputs[0]].data) return NULL;
+  int32_t in = lc->tensor_of[n->inputs[0]];
+  if (in < 0) return NULL;
+  const kiln_value *x = &lc->g->values[n->inputs[0]];
+  int64_t axis = 0;
+  KILN_TRY(kiln_node_get_int(n, "axis", 0, &axis));
+  if (axis < 0) axis += x->shape.rank;
+  if (axis < 0 || axis >= x->shape.rank) return NULL;
+  for (int32_t d = 0; d < axis; d++)
+    if (x->shape.dims[d] != 1) return NULL;
+  for (int32_t k = 0; k < n->n_outputs; k++)
+    if (n->outputs[k] < 0 || lc->tensor_of[n->outputs[k]] >= 0 || is_graph_output(lc->g, n->outputs[k])) return NULL;
+  uint64_t off = 0;
+  for (int32_t k = 0; k < n->n_outputs; k++) {
+    KILN_TRY(make_view(lc, n->outputs[k], in, off));
+    off += kiln_ew_tensor(lc->w, lc->tensor_of[n->outputs[k]])->nbytes;
+  }
+  *done = true;
+  return NULL;
+}
+
 static kiln_status optimize(kiln_graph *g, const kiln_build_config *cfg) {
   if (cfg->batch > 0) KILN_TRY(kiln_pass_rebatch(g, cfg->batch));
   KILN_TRY(kiln_passes_simplify(g));
@@ -172,11 +249,13 @@ kiln_status kiln_build(kiln_network *g, const kiln_build_config *cfg, void **eng
                             -1, 0, &lc.tensor_of[v]);
     if (!st) st = kiln_ew_add_binding(lc.w, lc.tensor_of[v], 0);
   }
+  if (!st) st = place_concats(&lc);
   for (int32_t i = 0; !st && i < g->n_nodes; i++) {
     const kiln_node *n = &g->nodes[i];
     if (lc.consumed[i]) continue;
     bool done = false;
     st = try_view(&lc, n, &done);
+    if (!st && !done) st = try_split_view(&lc, n, &done);
     if (!st && !done) st = kiln_lower_cpu_fast(&lc, i, &done);
     if (!st && !done) st = lower_ref(&lc, n);
     if (st) st = kiln_error_prefix(st, "building node '%s' (%s): ", n->name, n->op_type);

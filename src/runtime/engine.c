@@ -296,3 +296,67 @@ void kiln_engine_memory(const kiln_engine *e, size_t *arena, size_t *naive, size
   if (weights) *weights = (size_t)e->plan->weights_size;
   if (workspace) *workspace = (size_t)e->plan->workspace_size;
 }
+
+void kiln_engine_print(const kiln_engine *e, int layers) {
+  const kiln_target_rec *t = e->target;
+  printf("engine      kiln engine format v%u, built by kiln %.16s, %zu bytes\n", e->header->format_version,
+         e->header->kiln_version, e->size);
+  if (t->device == KILN_TARGET_CPU) printf("target      CPU, kernels for %s\n", kiln_isa_name((kiln_isa)t->cpu_isa));
+  else printf("target      CUDA %.64s, compute capability %u.%u\n", t->device_name, t->cc_major, t->cc_minor);
+  const char *prec[] = {"fp32", "fp16", "int8"};
+  printf("options     precision %s, batch %s%" PRId64 ", opset %" PRId64 "\n",
+         e->options->precision < 3 ? prec[e->options->precision] : "?", e->options->batch ? "" : "as model ",
+         e->options->batch, e->options->opset);
+  printf("bindings\n");
+  for (int32_t i = 0; i < e->n_bindings; i++) {
+    const kiln_tensor_rec *r = &e->tensors[e->bindings[i].tensor];
+    printf("  %-6s %-24s %-9s ", e->bindings[i].is_input ? "input" : "output", kiln_engine_string(e, r->name),
+           kiln_dtype_name((kiln_dtype)r->dtype));
+    for (uint32_t d = 0; d < r->rank; d++) printf("%s%" PRId64, d ? "x" : "", r->dims[d]);
+    printf("\n");
+  }
+  int64_t macs = 0;
+  int n_ref = 0;
+  for (int32_t i = 0; i < e->n_layers; i++) {
+    macs += (int64_t)e->layers[i].macs;
+    n_ref += !strcmp(e->rt[i].kernel_name, "ref");
+  }
+  int32_t views = 0;
+  for (int32_t i = 0; i < e->n_tensors; i++) views += e->tensors[i].storage == KILN_STORAGE_VIEW;
+  printf("layers      %d (%d through reference kernels), %d views without copies\n", e->n_layers, n_ref, views);
+  printf("memory      activations %.2f MB per context (%.2f MB without reuse), weights %.2f MB, workspace %.2f MB\n",
+         e->plan->arena_size / 1e6, e->plan->naive_size / 1e6, e->plan->weights_size / 1e6, e->plan->workspace_size / 1e6);
+  printf("MACs        %.3f G\n", macs / 1e9);
+  /* kernels histogram */
+  printf("kernels (kernel: layers)\n");
+  for (int32_t i = 0; i < e->n_layers; i++) {
+    int seen = 0;
+    for (int32_t j = 0; j < i && !seen; j++) seen = !strcmp(e->rt[j].kernel_name, e->rt[i].kernel_name);
+    if (seen) continue;
+    int count = 0;
+    for (int32_t j = i; j < e->n_layers; j++) count += !strcmp(e->rt[j].kernel_name, e->rt[i].kernel_name);
+    printf("  %s %d\n", e->rt[i].kernel_name, count);
+  }
+  if (!layers) return;
+  printf("layers (name, op, kernel, inputs -> outputs, MACs)\n");
+  for (int32_t i = 0; i < e->n_layers; i++) {
+    const kiln_layer_rt *L = &e->rt[i];
+    printf("  %-40s %-16s %-18s", L->name, L->op, L->kernel_name);
+    for (int32_t k = 0; k < L->n_in + L->n_out; k++) {
+      int32_t tid = k < L->n_in ? L->in[k] : L->out[k - L->n_in];
+      if (k == L->n_in) printf(" ->");
+      if (tid < 0) {
+        printf(" -");
+        continue;
+      }
+      const kiln_tensor_rec *r = &e->tensors[tid];
+      static const char *st[] = {"arena", "weight", "io", "view"};
+      printf(" ");
+      for (uint32_t d = 0; d < r->rank; d++) printf("%s%" PRId64, d ? "x" : "", r->dims[d]);
+      if (r->rank == 0) printf("scalar");
+      printf("(%s)", r->storage < 4 ? st[r->storage] : "?");
+    }
+    if (L->rec->macs) printf("  %.1f MMACs", L->rec->macs / 1e6);
+    printf("\n");
+  }
+}

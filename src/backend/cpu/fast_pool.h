@@ -36,7 +36,7 @@ typedef struct kiln_fast_pool2d_desc {
 } kiln_fast_pool2d_desc;
 
 /* Longest input row (W + pads) the run path handles (its temporary row lives on the stack). */
-#define KILN_FAST_POOL_MAX_ROW 8192
+#define KILN_FAST_POOL_MAX_ROW 4096
 
 kiln_status kiln_fast_pool2d_init(kiln_fast_pool2d_desc *d);
 void kiln_fast_pool2d_run(const kiln_fast_pool2d_desc *d, const float *x, float *y, kiln_threadpool *tp);
