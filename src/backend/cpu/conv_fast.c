@@ -1,0 +1,558 @@
+/* Fast fp32 convolution: see conv_fast.h for the algorithm. */
+#include "backend/cpu/conv_fast.h"
+
+#include <string.h>
+
+#include "backend/cpu/simd_math.h"
+
+#define MR 8    /* output channels per register block (packed weights are blocked by 8) */
+#define NT 48   /* output positions per tile (3 zmm / 6 ymm) */
+#define MAXSEG 17
+
+/* Everything derived from the description; computed on the fly (cheap, no allocation). */
+typedef struct plan {
+  int64_t G, icg, ocg, T, sh, sw, QH, QW, plane, nq, ohw, nocb, K;
+  int direct, dw;
+  size_t w_floats, bias_floats; /* packed regions, each a multiple of 16 floats */
+  size_t toff_bytes, q_floats;  /* workspace regions */
+} plan;
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static void make_plan(const kiln_cpu_conv_desc *d, plan *p) {
+  memset(p, 0, sizeof *p);
+  p->G = d->group;
+  p->icg = d->in_c / d->group;
+  p->ocg = d->out_c / d->group;
+  p->T = d->kernel_h * d->kernel_w;
+  p->K = p->icg * p->T;
+  p->sh = d->stride_h;
+  p->sw = d->stride_w;
+  p->ohw = d->out_h * d->out_w;
+  p->dw = p->icg == 1 && p->ocg == 1;
+  p->direct = d->kernel_h == 1 && d->kernel_w == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+              d->pad_top == 0 && d->pad_left == 0 && d->out_h == d->in_h && d->out_w == d->in_w &&
+              !p->dw; /* the depthwise kernel relies on the workspace's slack (unmasked loads) */
+  if (p->direct) {
+    p->QH = d->in_h;
+    p->QW = d->in_w;
+  } else {
+    /* A phase image must reach the last output plus the farthest tap (in phase units). */
+    p->QH = d->out_h + ((d->kernel_h - 1) * d->dilation_h) / d->stride_h;
+    p->QW = d->out_w + ((d->kernel_w - 1) * d->dilation_w) / d->stride_w;
+  }
+  p->plane = p->QH * p->QW;
+  p->nq = d->out_h * p->QW;
+  p->nocb = cdiv(p->ocg, MR);
+  p->w_floats = p->dw ? round16((size_t)(p->G * p->T)) : round16((size_t)(p->G * p->nocb * p->K * MR));
+  p->bias_floats = round16((size_t)d->out_c);
+  p->toff_bytes = ((size_t)p->T * sizeof(int64_t) + 63) & ~(size_t)63;
+  /* Tiles read up to NT-1 positions past the last output row and QW-OW + taps beyond: slack. */
+  p->q_floats = p->direct ? 0
+                          : round16((size_t)(p->sh * p->sw * d->in_c * p->plane + NT + p->QW + 64));
+}
+
+kiln_status kiln_cpu_conv_validate(const kiln_cpu_conv_desc *d) {
+  if (!d) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "conv: NULL description");
+  if (d->batch < 1 || d->in_c < 1 || d->in_h < 1 || d->in_w < 1 || d->out_c < 1 || d->out_h < 1 ||
+      d->out_w < 1 || d->kernel_h < 1 || d->kernel_w < 1 || d->stride_h < 1 || d->stride_w < 1 ||
+      d->dilation_h < 1 || d->dilation_w < 1 || d->group < 1 || d->pad_top < 0 || d->pad_left < 0)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "conv: sizes, strides, dilations and group must be >= 1, pads >= 0");
+  if (d->in_c % d->group || d->out_c % d->group)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "conv: group %lld does not divide channels %lld -> %lld",
+                      (long long)d->group, (long long)d->in_c, (long long)d->out_c);
+  /* Any output size is computable (positions past the padded input read zeros), so out_h/out_w are
+   * not checked against the ONNX formula here: that is shape inference's job. */
+  if (d->epilogue.act < KILN_ACT_NONE || d->epilogue.act > KILN_ACT_GELU)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "conv: unknown activation %d", (int)d->epilogue.act);
+  return NULL;
+}
+
+size_t kiln_cpu_conv_packed_size(const kiln_cpu_conv_desc *d) {
+  plan p;
+  make_plan(d, &p);
+  return (p.w_floats + p.bias_floats) * sizeof(float);
+}
+
+kiln_status kiln_cpu_conv_pack(const kiln_cpu_conv_desc *d, const float *weights, const float *bias,
+                               void *packed) {
+  KILN_TRY(kiln_cpu_conv_validate(d));
+  if (!weights || !packed) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "conv pack: NULL weights/output");
+  plan p;
+  make_plan(d, &p);
+  float *w = packed;
+  memset(w, 0, (p.w_floats + p.bias_floats) * sizeof(float));
+  if (p.dw) {
+    /* [channel][tap]: the depthwise kernel broadcasts one weight per tap. */
+    memcpy(w, weights, (size_t)(p.G * p.T) * sizeof(float));
+  } else {
+    /* [group][oc block of 8][ic][tap][8]: the K loop reads 8 consecutive floats per step (one
+     * broadcast each), and padding rows past ocg are zero so partial blocks need no special case. */
+    for (int64_t g = 0; g < p.G; g++)
+      for (int64_t b = 0; b < p.nocb; b++) {
+        float *dst = w + (size_t)((g * p.nocb + b) * p.K * MR);
+        for (int64_t r = 0; r < MR; r++) {
+          int64_t oc = b * MR + r;
+          if (oc >= p.ocg) break;
+          const float *src = weights + (size_t)((g * p.ocg + oc) * p.K);
+          for (int64_t k = 0; k < p.K; k++) dst[k * MR + r] = src[k];
+        }
+      }
+  }
+  if (bias && d->has_bias) memcpy(w + p.w_floats, bias, (size_t)d->out_c * sizeof(float));
+  return NULL;
+}
+
+size_t kiln_cpu_conv_workspace_size(const kiln_cpu_conv_desc *d, int n_threads) {
+  (void)n_threads;
+  plan p;
+  make_plan(d, &p);
+  return p.toff_bytes + p.q_floats * sizeof(float);
+}
+
+static kiln_isa eff_isa(const kiln_cpu_conv_desc *d) {
+  return d->isa >= KILN_ISA_AVX512 ? KILN_ISA_AVX512 : d->isa;
+}
+
+const char *kiln_cpu_conv_kernel_name(const kiln_cpu_conv_desc *d) {
+  plan p;
+  make_plan(d, &p);
+  static const char *names[3][3] = {
+      {"conv_igemm.scalar", "conv_igemm.avx2", "conv_igemm.avx512"},
+      {"conv1x1.scalar", "conv1x1.avx2", "conv1x1.avx512"},
+      {"conv_dw.scalar", "conv_dw.avx2", "conv_dw.avx512"},
+  };
+  int kind = p.dw ? 2 : p.direct ? 1 : 0;
+  return names[kind][eff_isa(d)];
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Run context shared by the parallel loops.                                                         */
+
+typedef struct run_ctx {
+  const kiln_cpu_conv_desc *d;
+  plan p;
+  kiln_isa isa;
+  const float *w, *bias;
+  const float *x;     /* this image */
+  const float *q;     /* phase images (or x itself when direct) */
+  float *qw;          /* writable phase images */
+  const float *res;   /* this image's residual or NULL */
+  float *y;           /* this image's output */
+  const int64_t *toff;
+  int64_t ntiles, nocs, ocb_per;
+  int phase_used[64]; /* by phase index, for strides up to 8x8; larger strides use all phases */
+} run_ctx;
+
+/* Output segments of one vector of W lanes starting at q position qv: lanes [l0, l1) go to output
+ * index q + delta (rows of the q space are QW wide, of which the first OW are real outputs). */
+typedef struct seg {
+  int64_t delta;
+  int l0, l1;
+} seg;
+
+static int make_segs(const run_ctx *c, int64_t qv, int W, seg *s) {
+  const int64_t QW = c->p.QW, OW = c->d->out_w, OH = c->d->out_h;
+  int n = 0;
+  for (int64_t r = qv / QW; r < OH && r * QW < qv + W; r++) {
+    int64_t l0 = r * QW - qv, l1 = r * QW + OW - qv;
+    if (l0 < 0) l0 = 0;
+    if (l1 > W) l1 = W;
+    if (l1 > l0) s[n++] = (seg){r * OW - r * QW, (int)l0, (int)l1};
+  }
+  return n;
+}
+
+/* ---- phase-image fill ---------------------------------------------------------------------------- */
+
+KILN_TARGET_AVX512 static void copy_stride2_avx512(float *dst, const float *src, int64_t n) {
+  /* dst[j] = src[2j]: two loads and one two-source permute per 16 outputs. */
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m512 lo = _mm512_loadu_ps(src + 2 * j);
+    __m512 hi = _mm512_maskz_loadu_ps(0x7fff, src + 2 * j + 16); /* last odd element not needed */
+    _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(lo, even, hi));
+  }
+  for (; j < n; j++) dst[j] = src[2 * j];
+}
+
+static void fill_fn(void *ctx, int64_t begin, int64_t end, int ti) {
+  (void)ti;
+  run_ctx *c = ctx;
+  const kiln_cpu_conv_desc *d = c->d;
+  const plan *p = &c->p;
+  for (int64_t it = begin; it < end; it++) {
+    int64_t ph = it / d->in_c, ic = it % d->in_c;
+    if (ph < 64 && !c->phase_used[ph]) continue;
+    int64_t a = ph / p->sw, b = ph % p->sw;
+    float *dst = c->qw + (size_t)((ph * d->in_c + ic) * p->plane);
+    const float *src = c->x + (size_t)(ic * d->in_h * d->in_w);
+    /* Columns j with sw*j + b - pad_left inside [0, in_w): [j0, j1). */
+    int64_t j0 = cdiv(d->pad_left - b, p->sw);
+    if (d->pad_left - b <= 0) j0 = 0;
+    int64_t j1 = cdiv(d->in_w + d->pad_left - b, p->sw);
+    if (j1 > p->QW) j1 = p->QW;
+    if (j0 > j1) j0 = j1;
+    for (int64_t i = 0; i < p->QH; i++, dst += p->QW) {
+      int64_t ih = p->sh * i + a - d->pad_top;
+      if (ih < 0 || ih >= d->in_h || j0 >= j1) {
+        memset(dst, 0, (size_t)p->QW * sizeof(float));
+        continue;
+      }
+      memset(dst, 0, (size_t)j0 * sizeof(float));
+      const float *s = src + ih * d->in_w + p->sw * j0 + b - d->pad_left;
+      if (p->sw == 1) {
+        memcpy(dst + j0, s, (size_t)(j1 - j0) * sizeof(float));
+      } else if (p->sw == 2 && c->isa >= KILN_ISA_AVX512 && j1 - j0 >= 16 &&
+                 /* the vector loop reads up to 2*(n-1)+1 + 1 past s: stay inside the row's image */
+                 s + 2 * (j1 - j0) <= c->x + (size_t)(d->in_c * d->in_h * d->in_w)) {
+        copy_stride2_avx512(dst + j0, s, j1 - j0);
+      } else {
+        for (int64_t j = 0; j < j1 - j0; j++) dst[j0 + j] = s[j * p->sw];
+      }
+      memset(dst + j1, 0, (size_t)(p->QW - j1) * sizeof(float));
+    }
+  }
+}
+
+/* ---- epilogue helpers ---------------------------------------------------------------------------- */
+
+static inline float epi_scalar(const kiln_cpu_conv_desc *d, float v, float r) {
+  const kiln_epilogue *e = &d->epilogue;
+  if (d->has_residual && e->residual_before_act) v += r;
+  v = kiln_act_apply_scalar(v, e->act, e->alpha, e->beta);
+  if (d->has_residual && !e->residual_before_act) v += r;
+  return v;
+}
+
+/* ---- scalar ---------------------------------------------------------------------------------------- */
+
+static void tile_scalar(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0, int64_t ocb1) {
+  const kiln_cpu_conv_desc *d = c->d;
+  const plan *p = &c->p;
+  const int64_t q0 = tile * NT;
+  const int nv = (int)(p->nq - q0 < NT ? p->nq - q0 : NT);
+  const float *B = c->q + (size_t)(g * p->icg * p->plane) + q0;
+  seg segs[MAXSEG];
+  int ns = make_segs(c, q0, NT, segs);
+  for (int64_t ob = ocb0; ob < ocb1; ob++) {
+    const float *A = c->w + (size_t)((g * p->nocb + ob) * p->K * MR);
+    float acc[MR][NT];
+    memset(acc, 0, sizeof acc);
+    for (int64_t ic = 0; ic < p->icg; ic++)
+      for (int64_t t = 0; t < p->T; t++, A += MR) {
+        const float *b = B + ic * p->plane + c->toff[t];
+        for (int r = 0; r < MR; r++)
+          for (int j = 0; j < nv; j++) acc[r][j] += A[r] * b[j];
+      }
+    for (int r = 0; r < MR && ob * MR + r < p->ocg; r++) {
+      int64_t oc = g * p->ocg + ob * MR + r;
+      float *yo = c->y + oc * p->ohw;
+      const float *ro = c->res ? c->res + oc * p->ohw : NULL;
+      for (int s = 0; s < ns; s++)
+        for (int l = segs[s].l0; l < segs[s].l1; l++) {
+          int64_t o = q0 + l + segs[s].delta;
+          yo[o] = epi_scalar(d, acc[r][l] + c->bias[oc], ro ? ro[o] : 0.0f);
+        }
+    }
+  }
+}
+
+static void dw_scalar(const run_ctx *c, int64_t ch, int64_t tile) {
+  const kiln_cpu_conv_desc *d = c->d;
+  const plan *p = &c->p;
+  const int64_t q0 = tile * NT;
+  const int nv = (int)(p->nq - q0 < NT ? p->nq - q0 : NT);
+  const float *B = c->q + (size_t)(ch * p->plane) + q0;
+  const float *wt = c->w + ch * p->T;
+  float acc[NT] = {0};
+  for (int64_t t = 0; t < p->T; t++) {
+    const float *b = B + c->toff[t];
+    for (int j = 0; j < nv; j++) acc[j] += wt[t] * b[j];
+  }
+  seg segs[MAXSEG];
+  int ns = make_segs(c, q0, NT, segs);
+  float *yo = c->y + ch * p->ohw;
+  const float *ro = c->res ? c->res + ch * p->ohw : NULL;
+  for (int s = 0; s < ns; s++)
+    for (int l = segs[s].l0; l < segs[s].l1; l++) {
+      int64_t o = q0 + l + segs[s].delta;
+      yo[o] = epi_scalar(d, acc[l] + c->bias[ch], ro ? ro[o] : 0.0f);
+    }
+}
+
+/* ---- AVX-512 --------------------------------------------------------------------------------------- */
+
+KILN_TARGET_AVX512 static inline __mmask16 lanes512(int l0, int l1) {
+  return (__mmask16)(((1u << l1) - 1u) & ~((1u << l0) - 1u));
+}
+
+/* Epilogue + store of one 16-lane accumulator at q position qv for output channel oc. */
+KILN_TARGET_AVX512 static inline void store512(const run_ctx *c, __m512 v, int64_t oc, int64_t qv,
+                                               const seg *s, int ns) {
+  const kiln_cpu_conv_desc *d = c->d;
+  const kiln_epilogue *e = &d->epilogue;
+  float *yo = c->y + oc * c->p.ohw + qv;
+  v = _mm512_add_ps(v, _mm512_set1_ps(c->bias[oc]));
+  __m512 r = _mm512_setzero_ps();
+  if (c->res) {
+    const float *ro = c->res + oc * c->p.ohw + qv;
+    for (int i = 0; i < ns; i++) r = _mm512_mask_loadu_ps(r, lanes512(s[i].l0, s[i].l1), ro + s[i].delta);
+    if (e->residual_before_act) v = _mm512_add_ps(v, r);
+  }
+  v = kiln_act_apply_avx512(v, e->act, e->alpha, e->beta);
+  if (c->res && !e->residual_before_act) v = _mm512_add_ps(v, r);
+  for (int i = 0; i < ns; i++) _mm512_mask_storeu_ps(yo + s[i].delta, lanes512(s[i].l0, s[i].l1), v);
+}
+
+KILN_TARGET_AVX512 static void tile_avx512(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0,
+                                           int64_t ocb1) {
+  const plan *p = &c->p;
+  const int64_t q0 = tile * NT;
+  const int nv = (int)(p->nq - q0 < NT ? p->nq - q0 : NT);
+  /* Load masks matter only when reading the input in place (no slack after it). */
+  __mmask16 m0 = 0xffff, m1 = 0xffff, m2 = 0xffff;
+  if (p->direct && nv < NT) {
+    m0 = lanes512(0, nv < 16 ? nv : 16);
+    m1 = nv > 16 ? lanes512(0, nv < 32 ? nv - 16 : 16) : 0;
+    m2 = nv > 32 ? lanes512(0, nv - 32) : 0;
+  }
+  const float *B = c->q + (size_t)(g * p->icg * p->plane) + q0;
+  seg segs[3][MAXSEG];
+  int ns[3];
+  for (int j = 0; j < 3; j++) ns[j] = make_segs(c, q0 + 16 * j, 16, segs[j]);
+  const int64_t T = p->T, icg = p->icg, plane = p->plane;
+  const int64_t *toff = c->toff;
+  for (int64_t ob = ocb0; ob < ocb1; ob++) {
+    const float *A = c->w + (size_t)((g * p->nocb + ob) * p->K * MR);
+    __m512 acc[MR][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+    for (int64_t ic = 0; ic < icg; ic++) {
+      const float *bi = B + ic * plane;
+      for (int64_t t = 0; t < T; t++, A += MR) {
+        const float *b = bi + toff[t];
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+          __m512 a = _mm512_set1_ps(A[r]);
+          acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+          acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
+        }
+      }
+    }
+    for (int r = 0; r < MR && ob * MR + r < p->ocg; r++) {
+      int64_t oc = g * p->ocg + ob * MR + r;
+      for (int j = 0; j < 3; j++)
+        if (ns[j]) store512(c, acc[r][j], oc, q0 + 16 * j, segs[j], ns[j]);
+    }
+  }
+}
+
+KILN_TARGET_AVX512 static void dw_avx512(const run_ctx *c, int64_t ch, int64_t tile) {
+  const plan *p = &c->p;
+  const int64_t q0 = tile * NT;
+  const float *B = c->q + (size_t)(ch * p->plane) + q0; /* never direct: dw 1x1 is rare, has slack */
+  const float *wt = c->w + ch * p->T;
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0;
+  for (int64_t t = 0; t < p->T; t++) {
+    const float *b = B + c->toff[t];
+    __m512 w = _mm512_set1_ps(wt[t]);
+    a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(b), a0);
+    a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(b + 16), a1);
+    a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(b + 32), a2);
+  }
+  __m512 acc[3] = {a0, a1, a2};
+  for (int j = 0; j < 3; j++) {
+    seg s[MAXSEG];
+    int ns = make_segs(c, q0 + 16 * j, 16, s);
+    if (ns) store512(c, acc[j], ch, q0 + 16 * j, s, ns);
+  }
+}
+
+/* ---- AVX2 ------------------------------------------------------------------------------------------ */
+
+KILN_TARGET_AVX2 static inline __m256i lanes256(int l0, int l1) {
+  __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i ge = _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(l0 - 1));
+  __m256i lt = _mm256_cmpgt_epi32(_mm256_set1_epi32(l1), idx);
+  return _mm256_and_si256(ge, lt);
+}
+
+KILN_TARGET_AVX2 static inline void store256(const run_ctx *c, __m256 v, int64_t oc, int64_t qv,
+                                             const seg *s, int ns) {
+  const kiln_epilogue *e = &c->d->epilogue;
+  float *yo = c->y + oc * c->p.ohw + qv;
+  v = _mm256_add_ps(v, _mm256_set1_ps(c->bias[oc]));
+  __m256 r = _mm256_setzero_ps();
+  if (c->res) {
+    const float *ro = c->res + oc * c->p.ohw + qv;
+    for (int i = 0; i < ns; i++) {
+      __m256i m = lanes256(s[i].l0, s[i].l1);
+      r = _mm256_blendv_ps(r, _mm256_maskload_ps(ro + s[i].delta, m), _mm256_castsi256_ps(m));
+    }
+    if (e->residual_before_act) v = _mm256_add_ps(v, r);
+  }
+  v = kiln_act_apply_avx2(v, e->act, e->alpha, e->beta);
+  if (c->res && !e->residual_before_act) v = _mm256_add_ps(v, r);
+  for (int i = 0; i < ns; i++) _mm256_maskstore_ps(yo + s[i].delta, lanes256(s[i].l0, s[i].l1), v);
+}
+
+/* 4 output channels (rows r0..r0+3 of an 8-block) x 24 positions; 12 accumulators + 3 B + 1 A of the
+ * 16 ymm registers. `masked` loads only for the in-place 1x1 path's last tile. */
+KILN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+mk_avx2(const run_ctx *c, const float *A, const float *B, int masked, __m256i m0, __m256i m1, __m256i m2,
+        __m256 acc[4][3]) {
+  const int64_t T = c->p.T, icg = c->p.icg, plane = c->p.plane;
+  const int64_t *toff = c->toff;
+  for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm256_setzero_ps();
+  for (int64_t ic = 0; ic < icg; ic++) {
+    const float *bi = B + ic * plane;
+    for (int64_t t = 0; t < T; t++, A += MR) {
+      const float *b = bi + toff[t];
+      __m256 b0, b1, b2;
+      if (masked) {
+        b0 = _mm256_maskload_ps(b, m0);
+        b1 = _mm256_maskload_ps(b + 8, m1);
+        b2 = _mm256_maskload_ps(b + 16, m2);
+      } else {
+        b0 = _mm256_loadu_ps(b);
+        b1 = _mm256_loadu_ps(b + 8);
+        b2 = _mm256_loadu_ps(b + 16);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) {
+        __m256 a = _mm256_broadcast_ss(A + r);
+        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+        acc[r][2] = _mm256_fmadd_ps(a, b2, acc[r][2]);
+      }
+    }
+  }
+}
+
+KILN_TARGET_AVX2 static void tile_avx2(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0, int64_t ocb1) {
+  const plan *p = &c->p;
+  const int64_t q0 = tile * NT;
+  const int nv = (int)(p->nq - q0 < NT ? p->nq - q0 : NT);
+  const int masked = p->direct && nv < NT;
+  const float *B = c->q + (size_t)(g * p->icg * p->plane) + q0;
+  seg segs[6][MAXSEG];
+  int ns[6];
+  for (int j = 0; j < 6; j++) ns[j] = make_segs(c, q0 + 8 * j, 8, segs[j]);
+  for (int64_t ob = ocb0; ob < ocb1; ob++) {
+    const float *A = c->w + (size_t)((g * p->nocb + ob) * p->K * MR);
+    for (int half = 0; half < 2; half++) {
+      int64_t qh = 24 * half;
+      if (qh >= nv) break;
+      __m256i m[3];
+      for (int j = 0; j < 3; j++) {
+        int lo = (int)qh + 8 * j, cnt = nv - lo;
+        m[j] = lanes256(0, cnt < 0 ? 0 : cnt > 8 ? 8 : cnt);
+      }
+      for (int rh = 0; rh < 2; rh++) {
+        if (ob * MR + rh * 4 >= p->ocg) break;
+        __m256 acc[4][3];
+        if (masked)
+          mk_avx2(c, A + rh * 4, B + qh, 1, m[0], m[1], m[2], acc);
+        else
+          mk_avx2(c, A + rh * 4, B + qh, 0, m[0], m[1], m[2], acc);
+        for (int r = 0; r < 4 && ob * MR + rh * 4 + r < p->ocg; r++) {
+          int64_t oc = g * p->ocg + ob * MR + rh * 4 + r;
+          for (int j = 0; j < 3; j++) {
+            int vj = half * 3 + j;
+            if (ns[vj]) store256(c, acc[r][j], oc, q0 + 8 * vj, segs[vj], ns[vj]);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* ---- driver -------------------------------------------------------------------------------------- */
+
+static void compute_fn(void *ctx, int64_t begin, int64_t end, int ti) {
+  (void)ti;
+  run_ctx *c = ctx;
+  const plan *p = &c->p;
+  for (int64_t it = begin; it < end; it++) {
+    if (p->dw) {
+      int64_t ch = it / c->ntiles, tile = it % c->ntiles;
+      if (c->isa >= KILN_ISA_AVX512)
+        dw_avx512(c, ch, tile);
+      else
+        dw_scalar(c, ch, tile);
+      continue;
+    }
+    /* Item order: oc chunk fastest, so the threads share one tile's input in L2/L3 at a time. */
+    int64_t os = it % c->nocs, rest = it / c->nocs;
+    int64_t tile = rest % c->ntiles, g = rest / c->ntiles;
+    int64_t ob0 = os * c->ocb_per, ob1 = ob0 + c->ocb_per;
+    if (ob1 > p->nocb) ob1 = p->nocb;
+    if (ob0 >= ob1) continue;
+    if (c->isa >= KILN_ISA_AVX512)
+      tile_avx512(c, g, tile, ob0, ob1);
+    else if (c->isa == KILN_ISA_AVX2)
+      tile_avx2(c, g, tile, ob0, ob1);
+    else
+      tile_scalar(c, g, tile, ob0, ob1);
+  }
+}
+
+void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const float *x,
+                       const float *residual, float *y, void *workspace, kiln_threadpool *tp) {
+  run_ctx c;
+  memset(&c, 0, sizeof c);
+  c.d = d;
+  make_plan(d, &c.p);
+  const plan *p = &c.p;
+  c.isa = eff_isa(d);
+  c.w = packed;
+  c.bias = c.w + p->w_floats;
+  int64_t *toff = workspace;
+  c.toff = toff;
+  c.qw = (float *)((char *)workspace + p->toff_bytes);
+  /* Tap offsets in the phase images: tap (kh,kw) reads phase (kh*dh % sh, kw*dw % sw) at row/col
+   * offset (kh*dh / sh, kw*dw / sw). */
+  for (int64_t kh = 0; kh < d->kernel_h; kh++)
+    for (int64_t kw = 0; kw < d->kernel_w; kw++) {
+      int64_t oh = kh * d->dilation_h, ow = kw * d->dilation_w;
+      int64_t ph = (oh % p->sh) * p->sw + ow % p->sw;
+      if (ph < 64) c.phase_used[ph] = 1;
+      toff[kh * d->kernel_w + kw] =
+          p->direct ? 0 : ph * d->in_c * p->plane + (oh / p->sh) * p->QW + ow / p->sw;
+    }
+  if (p->sh * p->sw > 64)
+    for (int i = 0; i < 64; i++) c.phase_used[i] = 1;
+  const int64_t in_bs = d->in_batch_stride ? d->in_batch_stride : d->in_c * d->in_h * d->in_w;
+  const int64_t out_bs = d->out_batch_stride ? d->out_batch_stride : d->out_c * p->ohw;
+  const int64_t res_bs = d->residual_batch_stride ? d->residual_batch_stride : d->out_c * p->ohw;
+  c.ntiles = cdiv(p->nq, NT);
+  const int nth = kiln_threadpool_size(tp);
+  /* Split the output channels only as far as needed to give every thread several items: each split
+   * re-reads the tile's input, but small late layers (20x20) have too few tiles otherwise. */
+  int64_t want = 8 * (int64_t)nth, have = p->G * c.ntiles;
+  c.nocs = have >= want ? 1 : cdiv(want, have);
+  if (c.nocs > p->nocb) c.nocs = p->nocb;
+  if (c.nocs < 1) c.nocs = 1;
+  c.ocb_per = cdiv(p->nocb, c.nocs);
+  c.nocs = cdiv(p->nocb, c.ocb_per);
+  for (int64_t b = 0; b < d->batch; b++) {
+    c.x = x + b * in_bs;
+    c.y = y + b * out_bs;
+    c.res = d->has_residual ? residual + b * res_bs : NULL;
+    if (p->direct) {
+      c.q = c.x;
+    } else {
+      kiln_threadpool_run(tp, p->sh * p->sw * d->in_c, 1, fill_fn, &c);
+      c.q = c.qw;
+    }
+    int64_t items = p->dw ? p->G * c.ntiles : p->G * c.ntiles * c.nocs;
+    kiln_threadpool_run(tp, items, 1, compute_fn, &c);
+  }
+}

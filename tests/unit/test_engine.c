@@ -1,0 +1,193 @@
+/* Engine build -> serialize -> load -> run, against ONNX Runtime's reference outputs for YOLOv8n, plus
+ * the loader's refusals (truncated, corrupted, foreign, wrong target) and binding errors. */
+#include "testlib.h"
+
+#include "core/file.h"
+#include "core/hash.h"
+#include "runtime/engine_format.h"
+
+#include <math.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MODEL KILN_SHARED_DIR "/models/yolov8n.onnx"
+#define REF KILN_SHARED_DIR "/reference/yolov8n/"
+
+static void *g_engine;
+static size_t g_engine_size;
+
+static int setup(void **state) {
+  if (!test_file_exists(MODEL)) return 0;
+  kiln_network *net;
+  kiln_status st = kiln_network_load_onnx(MODEL, &net);
+  if (st) {
+    fprintf(stderr, "%s\n", kiln_status_message(st));
+    return -1;
+  }
+  st = kiln_build(net, NULL, &g_engine, &g_engine_size);
+  kiln_network_destroy(net);
+  if (st) fprintf(stderr, "%s\n", kiln_status_message(st));
+  return st ? -1 : 0;
+}
+
+static int teardown(void **state) {
+  free(g_engine);
+  return 0;
+}
+
+static double rel_l2(const float *a, const float *r, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - r[i];
+    num += d * d;
+    den += (double)r[i] * r[i];
+    if (!isfinite(a[i])) return INFINITY;
+  }
+  return sqrt(num) / (sqrt(den) + 1e-30);
+}
+
+static void run_image(kiln_context *c, const char *name, float *out, size_t out_bytes) {
+  char in_path[512], ref_path[512];
+  snprintf(in_path, sizeof in_path, REF "%s.input.bin", name);
+  snprintf(ref_path, sizeof ref_path, REF "%s.output.bin", name);
+  size_t in_len, ref_len;
+  void *in = test_read_file(in_path, &in_len);
+  float *ref = test_read_file(ref_path, &ref_len);
+  assert_non_null(in);
+  assert_non_null(ref);
+  assert_int_equal(ref_len, out_bytes);
+  for (size_t i = 0; i < out_bytes / 4; i++) out[i] = NAN; /* poison */
+  ASSERT_OK(kiln_context_bind(c, "images", in, in_len));
+  ASSERT_OK(kiln_context_bind(c, "output0", out, out_bytes));
+  ASSERT_OK(kiln_context_enqueue(c, NULL));
+  double err = rel_l2(out, ref, out_bytes / 4);
+  print_message("yolov8n %s: rel_l2 = %.3e\n", name, err);
+  assert_true(err <= 1e-4);
+  free(in);
+  free(ref);
+}
+
+static void test_yolov8n_matches_ort(void **state) {
+  if (!g_engine) skip();
+  char path[] = "/tmp/kiln_test_engine_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  ASSERT_OK(kiln_file_write_atomic(path, g_engine, g_engine_size));
+  kiln_engine *e;
+  ASSERT_OK(kiln_engine_load_file(path, &e));
+  unlink(path);
+  assert_int_equal(kiln_engine_num_bindings(e), 2);
+  kiln_binding_info bi;
+  ASSERT_OK(kiln_engine_binding(e, 1, &bi));
+  assert_string_equal(bi.name, "output0");
+  assert_int_equal(bi.nbytes, 84 * 8400 * 4);
+  kiln_context *c1, *c2;
+  kiln_context_options o = {2};
+  ASSERT_OK(kiln_context_create(e, &o, &c1));
+  ASSERT_OK(kiln_context_create(e, &o, &c2)); /* a second context shares the weights */
+  float *out = malloc(bi.nbytes);
+  const char *images[] = {"rand", "dog", "horses", "person"};
+  for (int i = 0; i < 4; i++) run_image(i % 2 ? c2 : c1, images[i], out, bi.nbytes);
+  free(out);
+  kiln_context_destroy(c1);
+  kiln_context_destroy(c2);
+  kiln_engine_destroy(e);
+}
+
+static void test_bindings(void **state) {
+  if (!g_engine) skip();
+  kiln_engine *e;
+  ASSERT_OK(kiln_engine_load_memory(g_engine, g_engine_size, &e));
+  kiln_context *c;
+  ASSERT_OK(kiln_context_create(e, NULL, &c));
+  float x;
+  expect_error(kiln_context_bind(c, "nope", &x, 4), KILN_ERR_INVALID_ARGUMENT, "no input or output named 'nope'");
+  expect_error(kiln_context_bind(c, "images", &x, 4), KILN_ERR_INVALID_ARGUMENT, "needs 4915200 bytes");
+  expect_error(kiln_context_enqueue(c, NULL), KILN_ERR_INVALID_ARGUMENT, "is not bound");
+  kiln_context_destroy(c);
+  kiln_engine_destroy(e);
+}
+
+static void expect_refused(const void *img, size_t size, kiln_status_code code, const char *needle) {
+  kiln_engine *e = NULL;
+  expect_error(kiln_engine_load_memory(img, size, &e), code, needle);
+  assert_null(e);
+}
+
+static void rechecksum(uint8_t *img, size_t size) {
+  kiln_engine_header h;
+  memcpy(&h, img, sizeof h);
+  h.checksum = 0;
+  memcpy(img, &h, sizeof h);
+  uint64_t sum = kiln_hash64(img, sizeof h, 0);
+  h.checksum = kiln_hash64(img + sizeof h, size - sizeof h, sum);
+  memcpy(img, &h, sizeof h);
+}
+
+static void test_refuses_bad_engines(void **state) {
+  if (!g_engine) skip();
+  uint8_t *img = malloc(g_engine_size);
+  /* empty, truncated at several points */
+  expect_refused(g_engine, 0, KILN_ERR_PARSE, "too short");
+  size_t cuts[] = {7, 100, 4096, g_engine_size / 2, g_engine_size - 1};
+  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
+    expect_refused(g_engine, cuts[i], KILN_ERR_PARSE, cuts[i] < 128 ? "too short" : "truncated");
+  /* one flipped bit anywhere: the checksum catches it */
+  size_t spots[] = {200, 5000, g_engine_size / 3, g_engine_size - 10};
+  for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+    memcpy(img, g_engine, g_engine_size);
+    img[spots[i]] ^= 0x10;
+    expect_refused(img, g_engine_size, KILN_ERR_PARSE, "checksum");
+  }
+  /* foreign files: an ONNX model, random bytes */
+  size_t onnx_len;
+  void *onnx = test_read_file(MODEL, &onnx_len);
+  expect_refused(onnx, onnx_len, KILN_ERR_PARSE, "not a kiln engine");
+  free(onnx);
+  /* a newer format version */
+  memcpy(img, g_engine, g_engine_size);
+  ((kiln_engine_header *)img)->format_version = 99;
+  expect_refused(img, g_engine_size, KILN_ERR_PARSE, "format version 99");
+  /* a target this machine cannot run (valid checksum): a GPU engine, then an impossible ISA */
+  memcpy(img, g_engine, g_engine_size);
+  const kiln_engine_header *h = (const kiln_engine_header *)img;
+  const kiln_section_rec *secs = (const kiln_section_rec *)(img + h->section_table_offset);
+  kiln_target_rec *t = NULL;
+  for (uint32_t i = 0; i < h->n_sections; i++)
+    if (secs[i].kind == KILN_SECTION_TARGET) t = (kiln_target_rec *)(img + secs[i].offset);
+  assert_non_null(t);
+  t->device = KILN_TARGET_CUDA;
+  t->cc_major = 9;
+  rechecksum(img, g_engine_size);
+  expect_refused(img, g_engine_size, KILN_ERR_DEVICE, "CUDA");
+  t->device = KILN_TARGET_CPU;
+  t->cpu_isa = 99;
+  rechecksum(img, g_engine_size);
+  expect_refused(img, g_engine_size, KILN_ERR_DEVICE, "rebuild");
+  free(img);
+}
+
+static void test_build_is_deterministic(void **state) {
+  if (!g_engine) skip();
+  kiln_network *net;
+  ASSERT_OK(kiln_network_load_onnx(MODEL, &net));
+  void *img;
+  size_t size;
+  ASSERT_OK(kiln_build(net, NULL, &img, &size));
+  kiln_network_destroy(net);
+  assert_int_equal(size, g_engine_size);
+  assert_memory_equal(img, g_engine, size);
+  free(img);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_yolov8n_matches_ort),
+      cmocka_unit_test(test_bindings),
+      cmocka_unit_test(test_refuses_bad_engines),
+      cmocka_unit_test(test_build_is_deterministic),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
