@@ -59,9 +59,15 @@ static inline float kiln_sigmoid_scalar(float x) {
   float e = expf(x);
   return e / (1.0f + e);
 }
-static inline float kiln_silu_scalar(float x) { return x * kiln_sigmoid_scalar(x); }
+static inline float kiln_silu_scalar(float x) {
+  if (x < -104.0f) return -0.0f; /* -inf * 0 would be NaN; the true value is -0 to float precision */
+  return x * kiln_sigmoid_scalar(x);
+}
 static inline float kiln_tanh_scalar(float x) { return tanhf(x); }
-static inline float kiln_gelu_scalar(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static inline float kiln_gelu_scalar(float x) {
+  if (x < -20.0f) return -0.0f; /* the true value underflows; avoids -inf * 0 = NaN */
+  return 0.5f * x * erfcf(-x * 0.70710678118654752f);
+}
 
 static inline float kiln_act_apply_scalar(float x, kiln_act act, float alpha, float beta) {
   switch (act) {
@@ -166,7 +172,8 @@ KILN_TARGET_AVX512 static inline __m512 kiln_erfc_pos_avx512(__m512 z) {
 
 KILN_TARGET_AVX512 static inline __m512 kiln_gelu_avx512(__m512 x) {
   /* 0.5 x erfc(-x/sqrt2): for x < 0 that is erfc(|z|) (relatively accurate in the tail), for x >= 0
-   * 2 - erfc(|z|). */
+   * 2 - erfc(|z|). x is clamped at -20 (gelu underflows to -0 there) so -inf does not give -inf*0. */
+  x = _mm512_max_ps(_mm512_set1_ps(-20.0f), x);
   __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32((int)0x80000000u));
   __m512 az = _mm512_mul_ps(_mm512_andnot_ps(sign, x), _mm512_set1_ps(0.70710678118654752f));
   az = _mm512_min_ps(_mm512_set1_ps(10.0f), az); /* erfc(10) = 2e-45: keeps exp's argument finite */
@@ -284,6 +291,7 @@ KILN_TARGET_AVX2 static inline __m256 kiln_erfc_pos_avx2(__m256 z) {
 }
 
 KILN_TARGET_AVX2 static inline __m256 kiln_gelu_avx2(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-20.0f), x); /* see kiln_gelu_avx512 */
   __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
   __m256 az = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(0.70710678118654752f));
   az = _mm256_min_ps(_mm256_set1_ps(10.0f), az);
