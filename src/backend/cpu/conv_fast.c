@@ -307,6 +307,38 @@ KILN_TARGET_AVX512 static inline void store512(const run_ctx *c, __m512 v, int64
   for (int i = 0; i < ns; i++) _mm512_mask_storeu_ps(yo + s[i].delta, lanes512(s[i].l0, s[i].l1), v);
 }
 
+/* The 8 x 48 register block: 24 named accumulators (an indexed array gets spilled by GCC every
+ * iteration), stored to acc only once after the K loop. */
+KILN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+mk_avx512(const float *A, const float *B, int64_t icg, int64_t plane, const int64_t *toff, int64_t T,
+          __mmask16 m0, __mmask16 m1, __mmask16 m2, __m512 acc[MR][3]) {
+#define Z _mm512_setzero_ps()
+  __m512 c00 = Z, c01 = Z, c02 = Z, c10 = Z, c11 = Z, c12 = Z, c20 = Z, c21 = Z, c22 = Z, c30 = Z, c31 = Z,
+         c32 = Z, c40 = Z, c41 = Z, c42 = Z, c50 = Z, c51 = Z, c52 = Z, c60 = Z, c61 = Z, c62 = Z, c70 = Z,
+         c71 = Z, c72 = Z;
+#undef Z
+  for (int64_t ic = 0; ic < icg; ic++) {
+    const float *bi = B + ic * plane;
+    for (int64_t t = 0; t < T; t++, A += MR) {
+      const float *b = bi + toff[t];
+      __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+      __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+      __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
+      __m512 a;
+#define ROW(r)                                                                                       \
+  a = _mm512_set1_ps(A[r]);                                                                          \
+  c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0);                                                         \
+  c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                                         \
+  c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);
+      ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)
+#undef ROW
+    }
+  }
+#define OUT(r) acc[r][0] = c##r##0, acc[r][1] = c##r##1, acc[r][2] = c##r##2;
+  OUT(0) OUT(1) OUT(2) OUT(3) OUT(4) OUT(5) OUT(6) OUT(7)
+#undef OUT
+}
+
 KILN_TARGET_AVX512 static void tile_avx512(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0,
                                            int64_t ocb1) {
   const plan *p = &c->p;
@@ -328,24 +360,7 @@ KILN_TARGET_AVX512 static void tile_avx512(const run_ctx *c, int64_t g, int64_t 
   for (int64_t ob = ocb0; ob < ocb1; ob++) {
     const float *A = c->w + (size_t)((g * p->nocb + ob) * p->K * MR);
     __m512 acc[MR][3];
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
-    for (int64_t ic = 0; ic < icg; ic++) {
-      const float *bi = B + ic * plane;
-      for (int64_t t = 0; t < T; t++, A += MR) {
-        const float *b = bi + toff[t];
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-        __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
-#pragma GCC unroll 8
-        for (int r = 0; r < MR; r++) {
-          __m512 a = _mm512_set1_ps(A[r]);
-          acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
-          acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
-          acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
-        }
-      }
-    }
+    mk_avx512(A, B, icg, plane, toff, T, m0, m1, m2, acc);
     for (int r = 0; r < MR && ob * MR + r < p->ocg; r++) {
       int64_t oc = g * p->ocg + ob * MR + r;
       for (int j = 0; j < 3; j++)
@@ -410,12 +425,15 @@ mk_avx2(const run_ctx *c, const float *A, const float *B, int masked, __m256i m0
         __m256 acc[4][3]) {
   const int64_t T = c->p.T, icg = c->p.icg, plane = c->p.plane;
   const int64_t *toff = c->toff;
-  for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm256_setzero_ps();
+#define Z _mm256_setzero_ps()
+  __m256 c00 = Z, c01 = Z, c02 = Z, c10 = Z, c11 = Z, c12 = Z, c20 = Z, c21 = Z, c22 = Z, c30 = Z, c31 = Z,
+         c32 = Z;
+#undef Z
   for (int64_t ic = 0; ic < icg; ic++) {
     const float *bi = B + ic * plane;
     for (int64_t t = 0; t < T; t++, A += MR) {
       const float *b = bi + toff[t];
-      __m256 b0, b1, b2;
+      __m256 b0, b1, b2, a;
       if (masked) {
         b0 = _mm256_maskload_ps(b, m0);
         b1 = _mm256_maskload_ps(b + 8, m1);
@@ -425,15 +443,18 @@ mk_avx2(const run_ctx *c, const float *A, const float *B, int masked, __m256i m0
         b1 = _mm256_loadu_ps(b + 8);
         b2 = _mm256_loadu_ps(b + 16);
       }
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; r++) {
-        __m256 a = _mm256_broadcast_ss(A + r);
-        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-        acc[r][2] = _mm256_fmadd_ps(a, b2, acc[r][2]);
-      }
+#define ROW(r)                                                                                       \
+  a = _mm256_broadcast_ss(A + r);                                                                    \
+  c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                                         \
+  c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                                         \
+  c##r##2 = _mm256_fmadd_ps(a, b2, c##r##2);
+      ROW(0) ROW(1) ROW(2) ROW(3)
+#undef ROW
     }
   }
+#define OUT(r) acc[r][0] = c##r##0, acc[r][1] = c##r##1, acc[r][2] = c##r##2;
+  OUT(0) OUT(1) OUT(2) OUT(3)
+#undef OUT
 }
 
 KILN_TARGET_AVX2 static void tile_avx2(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0, int64_t ocb1) {
