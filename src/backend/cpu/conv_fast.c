@@ -574,6 +574,8 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
       c.q = c.qw;
     }
     int64_t items = p->dw ? p->G * c.ntiles : p->G * c.ntiles * c.nocs;
-    kiln_threadpool_run(tp, items, 1, compute_fn, &c);
+    /* Contiguous chunks (~8 per thread): one atomic per item would cost more than a small tile's
+     * work, and neighbouring tiles on different threads false-share their boundary cache lines. */
+    kiln_threadpool_run(tp, items, cdiv(items, 8 * (int64_t)nth), compute_fn, &c);
   }
 }
