@@ -6,6 +6,7 @@
 
 static const kiln_kernel *const kernels[] = {
     &kiln_kernel_ref,
+    &kiln_kernel_cpu_conv,
 };
 
 const kiln_kernel *kiln_kernel_find(const char *name) {
