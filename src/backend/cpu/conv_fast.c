@@ -570,7 +570,10 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
     if (p->direct) {
       c.q = c.x;
     } else {
-      kiln_threadpool_run(tp, p->sh * p->sw * d->in_c, 1, fill_fn, &c);
+      /* On the caller alone: the fill is a few % of the work, and waking the pool's sleeping
+       * workers for it costs more (measured: 0.04 ms inline vs 0.15 ms through the pool for
+       * 64x80x80) than it saves. */
+      fill_fn(&c, 0, p->sh * p->sw * d->in_c, 0);
       c.q = c.qw;
     }
     int64_t items = p->dw ? p->G * c.ntiles : p->G * c.ntiles * c.nocs;
