@@ -150,7 +150,29 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
     for (int32_t d = 0; d < axis; d++) outer *= out->shape.dims[d];
     if (outer != 1) continue;
     bool ok = !is_graph_output(g, n->outputs[0]) || lc->tensor_of[n->outputs[0]] >= 0;
-    for (int32_t k = 0; ok && k < n->n_inputs; k++) {
+    /* YOLO's C2f: Concat(Split(t)..., more): place t itself at the start of the buffer, so the Split
+     * becomes views too and nothing is copied. */
+    int32_t split_in = -1, n_split = 0;
+    if (ok && n->inputs[0] >= 0 && g->values[n->inputs[0]].producer >= 0) {
+      const kiln_node *sp = &g->nodes[g->values[n->inputs[0]].producer];
+      int32_t t = sp->n_inputs ? sp->inputs[0] : -1;
+      bool whole = sp->op == KILN_OP_Split && sp->n_outputs <= n->n_inputs && t >= 0 && !g->values[t].data &&
+                   g->values[t].producer >= 0 && lc->tensor_of[t] < 0 && !is_graph_output(g, t) &&
+                   kiln_graph_count_uses(g, t) == 1 && !is_view_op(&g->nodes[g->values[t].producer]);
+      int64_t sp_axis = -1;
+      if (whole) {
+        KILN_TRY(kiln_node_get_int(sp, "axis", 0, &sp_axis));
+        if (sp_axis < 0) sp_axis += g->values[t].shape.rank;
+      }
+      whole = whole && sp_axis == axis;
+      for (int32_t k = 0; whole && k < sp->n_outputs; k++)
+        whole = sp->outputs[k] == n->inputs[k] && !is_graph_output(g, sp->outputs[k]);
+      if (whole) {
+        split_in = t;
+        n_split = sp->n_outputs;
+      }
+    }
+    for (int32_t k = n_split; ok && k < n->n_inputs; k++) {
       int32_t v = n->inputs[k];
       if (v < 0 || g->values[v].data || g->values[v].producer < 0 || lc->tensor_of[v] >= 0 || is_graph_output(g, v)) ok = false;
       else if (is_view_op(&g->nodes[g->values[v].producer])) ok = false;
@@ -160,7 +182,12 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
     int32_t base;
     KILN_TRY(kiln_lower_output(lc, n->outputs[0], &base));
     uint64_t off = 0;
+    if (split_in >= 0) {
+      KILN_TRY(make_view(lc, split_in, base, 0)); /* the Split then lowers to views of it (try_split_view) */
+      off = kiln_ew_tensor(lc->w, lc->tensor_of[split_in])->nbytes;
+    }
     for (int32_t k = 0; k < n->n_inputs; k++) {
+      if (k < n_split) continue;
       KILN_TRY(make_view(lc, n->inputs[k], base, off));
       off += kiln_ew_tensor(lc->w, lc->tensor_of[n->inputs[k]])->nbytes;
     }
