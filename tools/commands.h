@@ -10,5 +10,7 @@ int kiln_cmd_surgeon(int argc, char **argv);
 int kiln_cmd_nodetest(int argc, char **argv);
 int kiln_cmd_build(int argc, char **argv);
 int kiln_cmd_run(int argc, char **argv);
+int kiln_cmd_exec(int argc, char **argv);
+int kiln_cmd_conformance(int argc, char **argv);
 
 #endif
