@@ -67,10 +67,7 @@ ATTR static void EW_FN(bin_row)(kiln_fast_binop op, const float *a, int64_t ai, 
       float sa = a[0], sb = b[0], r = SE;                                                            \
       for (; i < n; i++) y[i] = r;                                                                   \
     }                                                                                                \
-    (void)sizeof(vb_unused_);                                                                        \
   } while (0)
-  int vb_unused_ = 0;
-  (void)vb_unused_;
   switch (op) {
   case KILN_FAST_ADD: EW_BL(VADD(va, vb), sa + sb); break;
   case KILN_FAST_SUB: EW_BL(VSUB(va, vb), sa - sb); break;
