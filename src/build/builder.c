@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/file.h"
 #include "onnx/onnx.h"
+#include "ir/ops/shape.h"
 #include "passes/passes.h"
 #include "runtime/kernel.h"
 
@@ -220,6 +221,55 @@ static kiln_status try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bool *
   return NULL;
 }
 
+
+/* A Slice with unit steps whose result is one contiguous block of its input (every dim before the first
+ * sliced axis is 1 and every dim after it is whole) is a view at the block's start: YOLOv8's box/class
+ * split of [1,4,8400]-like heads. */
+static kiln_status try_slice_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+  *done = false;
+  if (n->op != KILN_OP_Slice || n->n_outputs != 1 || n->inputs[0] < 0 || n->outputs[0] < 0) return NULL;
+  int32_t in = lc->tensor_of[n->inputs[0]], out = n->outputs[0];
+  if (in < 0 || lc->tensor_of[out] >= 0 || is_graph_output(lc->g, out) || lc->g->values[n->inputs[0]].data) return NULL;
+  kiln_shape shapes[5];
+  kiln_ints ints[5];
+  for (int32_t k = 0; k < 5; k++) {
+    const kiln_value *v = kiln_node_input(lc->g, n, k);
+    if (v) {
+      shapes[k] = v->shape;
+      kiln_ints_from_value(v, &ints[k]);
+      if (k > 0 && !ints[k].known) return NULL;
+    } else {
+      kiln_shape_unknown(&shapes[k]);
+      memset(&ints[k], 0, sizeof ints[k]);
+    }
+  }
+  kiln_shape_resolved r;
+  kiln_shape o;
+  kiln_status st = kiln_shape_resolve(lc->g, n, shapes, ints, &r, &o);
+  if (st) {
+    kiln_status_destroy(st);
+    return NULL;
+  }
+  const kiln_shape *x = &shapes[0];
+  int32_t first = -1;
+  for (int32_t d = 0; d < x->rank; d++) {
+    if (r.step[d] != 1) return NULL;
+    if (o.dims[d] != x->dims[d]) {
+      if (first >= 0) return NULL; /* more than one axis sliced */
+      first = d;
+    }
+  }
+  if (first < 0) first = 0;
+  int64_t inner = 1;
+  for (int32_t d = first + 1; d < x->rank; d++) inner *= x->dims[d];
+  for (int32_t d = 0; d < first; d++)
+    if (x->dims[d] != 1) return NULL;
+  uint64_t off = (uint64_t)(r.start[first] * inner) * kiln_dtype_size(lc->g->values[n->inputs[0]].dtype);
+  KILN_TRY(make_view(lc, out, in, off));
+  *done = true;
+  return NULL;
+}
+
 static kiln_status optimize(kiln_graph *g, const kiln_build_config *cfg) {
   if (cfg->batch > 0) KILN_TRY(kiln_pass_rebatch(g, cfg->batch));
   KILN_TRY(kiln_passes_simplify(g));
@@ -283,6 +333,7 @@ kiln_status kiln_build(kiln_network *g, const kiln_build_config *cfg, void **eng
     bool done = false;
     st = try_view(&lc, n, &done);
     if (!st && !done) st = try_split_view(&lc, n, &done);
+    if (!st && !done) st = try_slice_view(&lc, n, &done);
     if (!st && !done) st = kiln_lower_cpu_fast(&lc, i, &done);
     if (!st && !done) st = lower_ref(&lc, n);
     if (st) st = kiln_error_prefix(st, "building node '%s' (%s): ", n->name, n->op_type);

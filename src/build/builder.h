@@ -20,5 +20,7 @@ kiln_status kiln_lower_tensor_of(kiln_lower_ctx *lc, int32_t v, int32_t *out);
 kiln_status kiln_lower_output(kiln_lower_ctx *lc, int32_t v, int32_t *out);
 /* Try to lower node `i` (and what it fuses with) to a fast CPU kernel; *done = false leaves it to ref. */
 kiln_status kiln_lower_cpu_fast(kiln_lower_ctx *lc, int32_t i, bool *done);
+/* The non-convolution fast kernels (lower_cpu_ops.c). */
+kiln_status kiln_lower_cpu_ops(kiln_lower_ctx *lc, int32_t i, bool *done);
 
 #endif

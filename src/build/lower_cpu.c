@@ -206,7 +206,7 @@ kiln_status kiln_lower_cpu_fast(kiln_lower_ctx *lc, int32_t i, bool *done) {
   *done = false;
   switch (lc->g->nodes[i].op) {
   case KILN_OP_Conv: return lower_conv(lc, i, done);
-  default: return NULL;
+  default: return kiln_lower_cpu_ops(lc, i, done);
   }
 }
 

@@ -7,6 +7,12 @@
 static const kiln_kernel *const kernels[] = {
     &kiln_kernel_ref,
     &kiln_kernel_cpu_conv,
+    &kiln_kernel_cpu_pool2d,
+    &kiln_kernel_cpu_resize2d,
+    &kiln_kernel_cpu_softmax,
+    &kiln_kernel_cpu_binary,
+    &kiln_kernel_cpu_unary,
+    &kiln_kernel_cpu_transpose,
 };
 
 const kiln_kernel *kiln_kernel_find(const char *name) {
