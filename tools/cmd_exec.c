@@ -324,7 +324,8 @@ int kiln_cmd_exec(int argc, char **argv) {
   if (!st) {
     if (o.verbose) printf("[V] Warm-up: %d runs in %.1f ms\n", warm_n, warm_ms);
     double est = warm_n ? warm_ms / warm_n : 0;
-    double want = o.iterations + (est > 0 ? 2.0 * o.duration_s * 1000.0 / est : 0) + 64;
+    /* 4x margin: the first warm-up runs are the slowest (cold caches, page faults), so est is high */
+    double want = o.iterations + (est > 0 ? 4.0 * o.duration_s * 1000.0 / est : 0) + 64;
     /* Without a warm-up there is no estimate: fall back to a generous fixed size (16 B per record). */
     if (!warm_n) want = o.iterations + (o.duration_s > 0 ? 1 << 20 : 0) + 64;
     rs.cap = want > INT32_MAX / 2 ? INT32_MAX / 2 : (int)want;
