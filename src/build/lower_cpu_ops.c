@@ -437,6 +437,93 @@ static kiln_status transpose_run(const kiln_layer_rt *L, const kiln_exec *ex) {
 
 const kiln_kernel kiln_kernel_cpu_transpose = {"cpu.transpose", transpose_prepare, free, transpose_run};
 
+
+/* ---- Concat (when it could not be elided): one strided block copy per input ------------------------ */
+typedef struct concat_params {
+  int32_t n_inputs, elem_size;
+  int32_t isa, reserved; /* set at load */
+  int64_t outer, out_inner;  /* out viewed as [outer][out_inner] */
+  int64_t inner[16];         /* input k viewed as [outer][inner[k]] */
+} concat_params;
+
+static kiln_status lower_concat(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+  const kiln_value *y = kiln_node_output(lc->g, n, 0);
+  if (!y || n->n_inputs < 1 || n->n_inputs > 16 || !kiln_shape_is_static(&y->shape) || y->shape.rank < 1) return NULL;
+  int64_t axis;
+  kiln_status st = kiln_node_get_int(n, "axis", 0, &axis);
+  int32_t a;
+  if (!st) st = kiln_normalize_axis(axis, y->shape.rank, &a);
+  if (st) {
+    kiln_status_destroy(st);
+    return NULL;
+  }
+  concat_params cp;
+  memset(&cp, 0, sizeof cp);
+  cp.n_inputs = n->n_inputs;
+  cp.elem_size = (int32_t)kiln_dtype_size(y->dtype);
+  cp.outer = 1;
+  for (int32_t d = 0; d < a; d++) cp.outer *= y->shape.dims[d];
+  cp.out_inner = cp.outer ? kiln_shape_numel(&y->shape) / (cp.outer ? cp.outer : 1) : 0;
+  for (int32_t k = 0; k < n->n_inputs; k++) {
+    const kiln_value *x = kiln_node_input(lc->g, n, k);
+    if (!x || x->dtype != y->dtype || !kiln_shape_is_static(&x->shape)) return NULL;
+    cp.inner[k] = cp.outer ? kiln_shape_numel(&x->shape) / cp.outer : 0;
+  }
+  if (cp.outer == 0 || cp.elem_size == 0) return NULL;
+  int32_t ins[16], out;
+  for (int32_t k = 0; k < n->n_inputs; k++) KILN_TRY(kiln_lower_tensor_of(lc, n->inputs[k], &ins[k]));
+  KILN_TRY(kiln_lower_output(lc, n->outputs[0], &out));
+  *done = true;
+  return kiln_ew_add_layer(lc->w, n->name, "cpu.concat", n->op_type, ins, (uint32_t)n->n_inputs, &out, 1, &cp, sizeof cp, 0, 0);
+}
+
+static kiln_status concat_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  concat_params cp;
+  if (L->params_size != sizeof cp || L->n_out != 1) return kiln_error(KILN_ERR_PARSE, "layer '%s': malformed concat", L->name);
+  memcpy(&cp, L->params, sizeof cp);
+  if (cp.n_inputs != L->n_in || cp.n_inputs < 1 || cp.n_inputs > 16 || cp.outer < 1 || cp.elem_size < 1)
+    return kiln_error(KILN_ERR_PARSE, "layer '%s': malformed concat", L->name);
+  int64_t sum = 0;
+  for (int32_t k = 0; k < cp.n_inputs; k++) {
+    if (L->in[k] < 0 || cp.inner[k] < 0 ||
+        e->tensors[L->in[k]].nbytes != (uint64_t)(cp.outer * cp.inner[k] * cp.elem_size))
+      return kiln_error(KILN_ERR_PARSE, "layer '%s': concat input %d does not match", L->name, k);
+    sum += cp.inner[k];
+  }
+  if (sum != cp.out_inner || L->out[0] < 0 || e->tensors[L->out[0]].nbytes != (uint64_t)(cp.outer * sum * cp.elem_size))
+    return kiln_error(KILN_ERR_PARSE, "layer '%s': concat output does not match", L->name);
+  concat_params *s = malloc(sizeof *s);
+  KILN_CHECK_ALLOC(s);
+  *s = cp;
+  s->isa = (int32_t)kiln_cpu_isa();
+  L->state = s;
+  return NULL;
+}
+
+static kiln_status concat_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const concat_params *cp = L->state;
+  kiln_isa isa = (kiln_isa)cp->isa;
+  int64_t off = 0;
+  for (int32_t k = 0; k < cp->n_inputs; k++) {
+    kiln_fast_copy_desc d;
+    memset(&d, 0, sizeof d);
+    d.rank = 2;
+    d.dims[0] = cp->outer;
+    d.dims[1] = cp->inner[k];
+    d.src_strides[0] = cp->inner[k];
+    d.src_strides[1] = 1;
+    d.dst_strides[0] = cp->out_inner;
+    d.dst_strides[1] = 1;
+    d.elem_size = cp->elem_size;
+    d.isa = isa;
+    kiln_fast_copy_run(&d, ex->ptrs[L->in[k]], (uint8_t *)ex->ptrs[L->out[0]] + off * cp->elem_size, ex->tp);
+    off += cp->inner[k];
+  }
+  return NULL;
+}
+
+const kiln_kernel kiln_kernel_cpu_concat = {"cpu.concat", concat_prepare, free, concat_run};
+
 /* ---- dispatch ------------------------------------------------------------------------------------- */
 kiln_status kiln_lower_cpu_ops(kiln_lower_ctx *lc, int32_t i, bool *done) {
   const kiln_node *n = &lc->g->nodes[i];
@@ -449,6 +536,7 @@ kiln_status kiln_lower_cpu_ops(kiln_lower_ctx *lc, int32_t i, bool *done) {
   case KILN_OP_Sqrt: case KILN_OP_Exp: case KILN_OP_Neg: case KILN_OP_Abs: case KILN_OP_Reciprocal:
     return lower_unary(lc, n, done);
   case KILN_OP_Transpose: return lower_transpose(lc, n, done);
+  case KILN_OP_Concat: return lower_concat(lc, n, done);
   default: return NULL;
   }
 }
