@@ -177,6 +177,138 @@ static void pool_rows(void *vctx, int64_t begin, int64_t end, int thread_index) 
   }
 }
 
+/* Stride-1, dilation-1 MaxPool (SPPF) on planes small enough for a stack buffer: one unit per plane.
+ * Horizontal max of every input row into t[H][OW], read straight from x (interior columns: plain
+ * vector loads; the <= pad edge columns: scalar), then the vertical max of all interior output rows
+ * (whose kh source rows all exist) as ONE flat pass over (rows x OW) contiguous elements: YOLO's 20x20
+ * planes would otherwise run 20-wide rows, a vector and a masked tail each. Planes are pipelined
+ * (horizontal of plane p+1 before vertical of plane p) because vector loads that straddle stores
+ * still in flight cannot be store-forwarded and stall (this cost 2x before). */
+#define POOL_PLANE_MAX 4096
+
+#define HORZ_DIRECT(SUF, ATTR, VT, VW, LOAD, STORE, MAX)                                              \
+  ATTR static void hdirect_##SUF(const float *x, int64_t W, int64_t pl, int32_t k, int64_t OW, float *o) { \
+    int64_t a = pl < OW ? pl : OW, b = W + pl - k + 1;                                               \
+    if (b > OW) b = OW;                                                                              \
+    if (b < a) b = a;                                                                                \
+    int64_t i = a;                                                                                   \
+    for (; i + VW <= b; i += VW) {                                                                   \
+      const float *p = x + i - pl;                                                                   \
+      VT m = LOAD(p);                                                                                \
+      for (int32_t j = 1; j < k; j++) m = MAX(m, LOAD(p + j));                                       \
+      STORE(o + i, m);                                                                               \
+    }                                                                                                \
+    for (int64_t e = 0; e < OW; e++) { /* edges and the interior tail */                             \
+      if (e == a) e = i;                                                                             \
+      if (e >= OW) break;                                                                            \
+      float m = -INFINITY;                                                                           \
+      for (int32_t j = 0; j < k; j++) {                                                              \
+        int64_t c = e - pl + j;                                                                      \
+        if (c >= 0 && c < W && x[c] > m) m = x[c];                                                   \
+      }                                                                                              \
+      o[e] = m;                                                                                      \
+    }                                                                                                \
+  }
+HORZ_DIRECT(avx512, KILN_FAST_AVX512, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_max_ps)
+HORZ_DIRECT(avx2, KILN_FAST_AVX2, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_max_ps)
+static inline float fmax1(float a, float b) { return b > a ? b : a; }
+static inline float fload1(const float *p) { return *p; }
+static inline void fstore1(float *p, float v) { *p = v; }
+HORZ_DIRECT(scalar, , float, 1, fload1, fstore1, fmax1)
+
+/* AVX-512 rows of up to 64 outputs and kernels up to 16 wide: every tap of every output vector is one
+ * masked load (lanes whose input column is padding read -inf and never touch memory), with masks that
+ * are the same for all rows, built once per call. */
+#define HM_VECS 4
+#define HM_TAPS 16
+typedef struct hmasks {
+  __mmask16 m[HM_VECS][HM_TAPS];
+  int nv;
+} hmasks;
+
+static bool hmask_build(const kiln_fast_pool2d_desc *d, hmasks *hm) {
+  if (d->OW > 16 * HM_VECS || d->kw > HM_TAPS) return false;
+  hm->nv = (int)((d->OW + 15) / 16);
+  for (int v = 0; v < hm->nv; v++)
+    for (int32_t j = 0; j < d->kw; j++) {
+      unsigned m = 0;
+      for (int l = 0; l < 16; l++) {
+        int64_t o = v * 16 + l, c = o - d->pl + j;
+        if (o < d->OW && c >= 0 && c < d->W) m |= 1u << l;
+      }
+      hm->m[v][j] = (__mmask16)m;
+    }
+  return true;
+}
+
+KILN_FAST_AVX512 static void hmask_avx512(const float *x, const hmasks *hm, int64_t pl, int32_t k, int64_t OW,
+                                          float *o) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  for (int v = 0; v < hm->nv; v++) {
+    const float *p = x + v * 16 - pl;
+    __m512 m = _mm512_mask_loadu_ps(ninf, hm->m[v][0], p);
+    for (int32_t j = 1; j < k; j++) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, hm->m[v][j], p + j));
+    int64_t left = OW - v * 16;
+    _mm512_mask_storeu_ps(o + v * 16, left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1), m);
+  }
+}
+
+static void s1_vert(const kiln_fast_pool2d_desc *d, kiln_isa isa, const float *t, float *yp) {
+  int64_t H = d->H, OH = d->OH, OW = d->OW;
+  /* interior output rows [a, b): rows oh - pt .. oh - pt + kh - 1 all inside [0, H) */
+  int64_t a = d->pt, b = H - d->kh + d->pt + 1;
+  if (a > OH) a = OH;
+  if (b > OH) b = OH;
+  if (b < a) b = a;
+  for (int64_t oh = 0; oh < OH;) {
+    const float *rows[64];
+    int nr = 0;
+    int64_t cnt, r0 = oh - d->pt;
+    if (oh == a && b > a) { /* the flat interior block */
+      for (int32_t j = 0; j < d->kh; j++) rows[nr++] = t + (r0 + j) * OW;
+      cnt = (b - a) * OW;
+    } else {
+      for (int32_t j = 0; j < d->kh; j++)
+        if (r0 + j >= 0 && r0 + j < H) rows[nr++] = t + (r0 + j) * OW;
+      cnt = OW;
+    }
+    float *o = yp + oh * OW;
+    if (nr == 0)
+      for (int64_t i = 0; i < cnt; i++) o[i] = -INFINITY;
+    else if (isa == KILN_ISA_AVX512) vert_avx512(rows, nr, cnt, o, true);
+    else if (isa == KILN_ISA_AVX2) vert_avx2(rows, nr, cnt, o, true);
+    else vert_scalar(rows, nr, cnt, o, true);
+    oh += cnt / OW;
+  }
+}
+
+static void pool_planes_s1(void *vctx, int64_t begin, int64_t end, int thread_index) {
+  (void)thread_index;
+  const pool_ctx *c = vctx;
+  const kiln_fast_pool2d_desc *d = c->d;
+  kiln_isa isa = kiln_fast_isa(d->isa);
+  float tb[2][POOL_PLANE_MAX];
+  int64_t H = d->H, W = d->W, OH = d->OH, OW = d->OW;
+  hmasks hm;
+  bool use_masks = isa == KILN_ISA_AVX512 && hmask_build(d, &hm);
+  for (int64_t u = begin; u <= end; u++) {
+    if (u < end) {
+      const float *xp = c->x + (u / d->C) * c->xbs + (u % d->C) * H * W;
+      float *t = tb[u & 1];
+      for (int64_t h = 0; h < H; h++) {
+        if (use_masks) hmask_avx512(xp + h * W, &hm, d->pl, d->kw, OW, t + h * OW);
+        else if (isa == KILN_ISA_AVX512) hdirect_avx512(xp + h * W, W, d->pl, d->kw, OW, t + h * OW);
+        else if (isa == KILN_ISA_AVX2) hdirect_avx2(xp + h * W, W, d->pl, d->kw, OW, t + h * OW);
+        else hdirect_scalar(xp + h * W, W, d->pl, d->kw, OW, t + h * OW);
+      }
+    }
+    if (u > begin) {
+      int64_t p = u - 1;
+      s1_vert(d, isa, tb[p & 1], c->y + (p / d->C) * c->ybs + (p % d->C) * OH * OW);
+    }
+  }
+}
+
 void kiln_fast_pool2d_run(const kiln_fast_pool2d_desc *d, const float *x, float *y, kiln_threadpool *tp) {
   pool_ctx c = {d, x, y, d->x_batch_stride ? d->x_batch_stride : d->C * d->H * d->W,
                 d->y_batch_stride ? d->y_batch_stride : d->C * d->OH * d->OW, (d->OW - 1) * d->sw +
@@ -186,6 +318,12 @@ void kiln_fast_pool2d_run(const kiln_fast_pool2d_desc *d, const float *x, float 
   int64_t units = d->N * d->C * d->OH;
   int64_t bytes = (d->N * d->C) * (d->H * d->W + d->OH * d->OW) * 4 * (int64_t)d->kh;
   kiln_threadpool *t = kiln_fast_tp_for(tp, bytes);
+  if (d->is_max && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 && d->kh <= 64 &&
+      d->H * d->OW <= POOL_PLANE_MAX) {
+    int64_t g = 16384 / (d->H * d->W * d->kh + 1);
+    kiln_threadpool_run(t, d->N * d->C, g < 1 ? 1 : g, pool_planes_s1, &c);
+    return;
+  }
   int64_t per = d->W * d->kh + d->OW * d->kw; /* element ops per unit */
   int64_t grain = 4096 / (per ? per : 1);
   if (grain < 1) grain = 1;
