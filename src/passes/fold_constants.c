@@ -74,7 +74,17 @@ kiln_status kiln_pass_fold_constants(kiln_graph *g, int *folded) {
   int count = 0;
   for (int32_t i = 0; i < g->n_nodes; i++) {
     kiln_node *n = &g->nodes[i];
-    if (n->dead || !kiln_node_inputs_constant(g, n)) continue;
+    if (n->dead) continue;
+    /* Shape/Size of a static tensor are known from inference alone, though their input is not constant. */
+    bool outputs_known = n->n_outputs > 0;
+    for (int32_t o = 0; o < n->n_outputs; o++)
+      if (n->outputs[o] < 0 || !g->values[n->outputs[o]].data) outputs_known = false;
+    if (outputs_known && (n->op == KILN_OP_Shape || n->op == KILN_OP_Size)) {
+      n->dead = true;
+      count++;
+      continue;
+    }
+    if (!kiln_node_inputs_constant(g, n)) continue;
     kiln_status st = kiln_fold_node(g, i);
     if (st) {
       /* Not foldable (no reference kernel yet, too large, data-dependent): leave the node in place. */
