@@ -162,6 +162,49 @@ KILN_FAST_AVX2 static void bilin_avx2(const float *r0, const float *r1, float wh
   }
 }
 
+/* Separable bilinear: hlerp interpolates one source row horizontally (2 gathers per vector), vlerp
+ * blends two such rows (no gathers). */
+KILN_FAST_AVX512 static void hlerp_avx512(const float *s, const int32_t *w0, const int32_t *w1, const float *ww,
+                                          float *o, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 p = _mm512_i32gather_ps(_mm512_loadu_si512(w0 + i), s, 4);
+    __m512 q = _mm512_i32gather_ps(_mm512_loadu_si512(w1 + i), s, 4);
+    _mm512_storeu_ps(o + i, _mm512_fmadd_ps(_mm512_loadu_ps(ww + i), _mm512_sub_ps(q, p), p));
+  }
+  for (; i < n; i++) o[i] = s[w0[i]] + ww[i] * (s[w1[i]] - s[w0[i]]);
+}
+KILN_FAST_AVX512 static void vlerp_avx512(const float *a, const float *b, float w, float *o, int64_t n) {
+  __m512 vw = _mm512_set1_ps(w);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 p = _mm512_loadu_ps(a + i);
+    _mm512_storeu_ps(o + i, _mm512_fmadd_ps(vw, _mm512_sub_ps(_mm512_loadu_ps(b + i), p), p));
+  }
+  for (; i < n; i++) o[i] = a[i] + w * (b[i] - a[i]);
+}
+KILN_FAST_AVX2 static void hlerp_avx2(const float *s, const int32_t *w0, const int32_t *w1, const float *ww, float *o,
+                                      int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 p = _mm256_i32gather_ps(s, _mm256_loadu_si256((const __m256i *)(w0 + i)), 4);
+    __m256 q = _mm256_i32gather_ps(s, _mm256_loadu_si256((const __m256i *)(w1 + i)), 4);
+    _mm256_storeu_ps(o + i, _mm256_fmadd_ps(_mm256_loadu_ps(ww + i), _mm256_sub_ps(q, p), p));
+  }
+  for (; i < n; i++) o[i] = s[w0[i]] + ww[i] * (s[w1[i]] - s[w0[i]]);
+}
+KILN_FAST_AVX2 static void vlerp_avx2(const float *a, const float *b, float w, float *o, int64_t n) {
+  __m256 vw = _mm256_set1_ps(w);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 p = _mm256_loadu_ps(a + i);
+    _mm256_storeu_ps(o + i, _mm256_fmadd_ps(vw, _mm256_sub_ps(_mm256_loadu_ps(b + i), p), p));
+  }
+  for (; i < n; i++) o[i] = a[i] + w * (b[i] - a[i]);
+}
+
+#define RS_ROW_CACHE 4096 /* output row length the separable path keeps on the stack (2 rows) */
+
 static void resize_planes(void *vctx, int64_t begin, int64_t end, int thread_index) {
   (void)thread_index;
   const rs_ctx *c = vctx;
@@ -187,6 +230,27 @@ static void resize_planes(void *vctx, int64_t begin, int64_t end, int thread_ind
         else if (c->isa == KILN_ISA_AVX2) gather_avx2(s, w0, o, d->OW);
         else
           for (int64_t i = 0; i < d->OW; i++) o[i] = s[w0[i]];
+      }
+    } else if (d->OW <= RS_ROW_CACHE && c->isa != KILN_ISA_SCALAR) {
+      float hb[2][RS_ROW_CACHE];
+      int64_t have[2] = {-1, -1}; /* source row held by each cache slot */
+      for (int64_t oh = 0; oh < d->OH; oh++) {
+        int64_t need[2] = {h0[oh], h1[oh]};
+        const float *rp[2];
+        for (int k = 0; k < 2; k++) {
+          int slot = have[0] == need[k] ? 0 : have[1] == need[k] ? 1 : -1;
+          if (slot < 0) { /* evict the slot the other needed row does not use */
+            slot = (k == 1 && have[0] == need[0]) ? 1 : (have[0] == need[1 - k] ? 1 : 0);
+            const float *src = xp + need[k] * d->W;
+            if (c->isa == KILN_ISA_AVX512) hlerp_avx512(src, w0, w1, ww, hb[slot], d->OW);
+            else hlerp_avx2(src, w0, w1, ww, hb[slot], d->OW);
+            have[slot] = need[k];
+          }
+          rp[k] = hb[slot];
+        }
+        float *o = yp + oh * d->OW;
+        if (c->isa == KILN_ISA_AVX512) vlerp_avx512(rp[0], rp[1], wh[oh], o, d->OW);
+        else vlerp_avx2(rp[0], rp[1], wh[oh], o, d->OW);
       }
     } else {
       for (int64_t oh = 0; oh < d->OH; oh++) {
