@@ -9,6 +9,7 @@
 
 #include "backend/cpu/fast_copy.h"
 #include "backend/cpu/fast_eltwise.h"
+#include "backend/cpu/fast_gemm.h"
 #include "backend/cpu/fast_pool.h"
 #include "backend/cpu/fast_resize.h"
 #include "backend/cpu/fast_softmax.h"
@@ -524,6 +525,181 @@ static kiln_status concat_run(const kiln_layer_rt *L, const kiln_exec *ex) {
 
 const kiln_kernel kiln_kernel_cpu_concat = {"cpu.concat", concat_prepare, free, concat_run};
 
+
+/* ---- MatMul / Gemm on the packed SGEMM --------------------------------------------------------------- */
+/* MatMul: A[..., M, K] x B[K, N] (B shared: A's batch dims fold into M) or equal batch dims on both.
+ * Gemm: alpha * op(A) op(B) + beta * C, C broadcast into Y first. Constant B is packed at build time. */
+typedef struct gemm_params {
+  kiln_fast_gemm_desc d;
+  int32_t pack_at_load;                /* B (input 1) is a weight: pack it once when loading */
+  int32_t reserved;
+  uint64_t a_bytes, b_bytes, y_bytes;
+  int32_t c_input;                     /* layer input index of Gemm's C, or -1 */
+  int32_t c_rank;
+  int64_t c_dims[2];
+} gemm_params;
+
+static kiln_status lower_gemm(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+  kiln_graph *g = lc->g;
+  const kiln_value *a = kiln_node_input(g, n, 0), *b = kiln_node_input(g, n, 1), *y = kiln_node_output(g, n, 0);
+  const kiln_value *c = n->op == KILN_OP_Gemm ? kiln_node_input(g, n, 2) : NULL;
+  if (!is_f32(a) || !is_f32(b) || !is_f32(y) || (c && !is_f32(c)) || n->n_outputs != 1) return NULL;
+  gemm_params gp;
+  memset(&gp, 0, sizeof gp);
+  gp.c_input = -1;
+  kiln_fast_gemm_desc *d = &gp.d;
+  d->alpha = 1.0f;
+  if (n->op == KILN_OP_MatMul) {
+    int32_t ra = a->shape.rank, rb = b->shape.rank;
+    if (ra < 2 || rb < 2) return NULL;
+    d->M = a->shape.dims[ra - 2];
+    d->K = a->shape.dims[ra - 1];
+    d->N = b->shape.dims[rb - 1];
+    if (b->shape.dims[rb - 2] != d->K) return NULL;
+    if (d->M == 0 || d->K == 0 || d->N == 0) return NULL; /* empty products: leave to ref */
+    int64_t batch_a = kiln_shape_numel(&a->shape) / (d->M * d->K);
+    if (rb == 2) { /* one B for every row of every batch: fold A's batch into M */
+      d->M *= batch_a;
+      d->batch = 1;
+    } else {
+      if (ra != rb) return NULL;
+      for (int32_t k = 0; k < ra - 2; k++)
+        if (a->shape.dims[k] != b->shape.dims[k]) return NULL;
+      d->batch = batch_a;
+      d->batch_stride_a = d->M * d->K;
+      d->batch_stride_b = d->K * d->N;
+      d->batch_stride_c = d->M * d->N;
+    }
+  } else {
+    int64_t ta = 0, tb = 0;
+    float alpha = 1, beta = 1;
+    kiln_status st = kiln_node_get_int(n, "transA", 0, &ta);
+    if (!st) st = kiln_node_get_int(n, "transB", 0, &tb);
+    if (!st) st = kiln_node_get_float(n, "alpha", 1.0f, &alpha);
+    if (!st) st = kiln_node_get_float(n, "beta", 1.0f, &beta);
+    if (st || a->shape.rank != 2 || b->shape.rank != 2) {
+      kiln_status_destroy(st);
+      return NULL;
+    }
+    d->trans_a = ta != 0;
+    d->trans_b = tb != 0;
+    d->M = ta ? a->shape.dims[1] : a->shape.dims[0];
+    d->K = ta ? a->shape.dims[0] : a->shape.dims[1];
+    d->N = tb ? b->shape.dims[0] : b->shape.dims[1];
+    d->alpha = alpha;
+    d->batch = 1;
+    if (d->M == 0 || d->K == 0 || d->N == 0) return NULL;
+    if (c && beta != 0.0f) {
+      if (c->shape.rank > 2) return NULL;
+      gp.c_rank = c->shape.rank;
+      for (int32_t k = 0; k < c->shape.rank; k++) gp.c_dims[k] = c->shape.dims[k];
+      d->beta = beta;
+    }
+  }
+  if (y->shape.rank < 2 || kiln_shape_numel(&y->shape) != d->M * d->N * (d->batch ? d->batch : 1)) return NULL;
+  gp.a_bytes = (uint64_t)kiln_shape_numel(&a->shape) * 4;
+  gp.b_bytes = (uint64_t)kiln_shape_numel(&b->shape) * 4;
+  gp.y_bytes = (uint64_t)kiln_shape_numel(&y->shape) * 4;
+  int32_t ins[3], n_in = 0, out;
+  KILN_TRY(kiln_lower_tensor_of(lc, n->inputs[0], &ins[n_in++]));
+  /* A constant B is packed once at load time (the packed layout depends on the ISA of the machine
+   * that runs the engine, so it is not stored); a computed B is packed per run into the workspace. */
+  KILN_TRY(kiln_lower_tensor_of(lc, n->inputs[1], &ins[n_in++]));
+  gp.pack_at_load = b->data != NULL && d->batch == 1;
+  if (d->beta != 0.0f) {
+    gp.c_input = n_in;
+    KILN_TRY(kiln_lower_tensor_of(lc, n->inputs[2], &ins[n_in++]));
+  }
+  KILN_TRY(kiln_lower_output(lc, n->outputs[0], &out));
+  *done = true;
+  kiln_fast_gemm_desc widest = *d; /* workspace for the widest ISA, so any machine's run fits */
+  widest.isa = KILN_ISA_AVX512;
+  uint64_t ws = gp.pack_at_load ? 0 : kiln_fast_gemm_workspace_size(&widest);
+  return kiln_ew_add_layer(lc->w, n->name, "cpu.gemm", n->op_type, ins, (uint32_t)n_in, &out, 1, &gp, sizeof gp, ws,
+                           (uint64_t)kiln_node_macs(g, n));
+}
+
+typedef struct gemm_state {
+  gemm_params p;
+  float *packed; /* owned, or NULL */
+  kiln_fast_copy_desc c_copy; /* broadcast C into Y */
+} gemm_state;
+
+static kiln_status gemm_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  gemm_params gp;
+  if (L->params_size != sizeof gp || L->n_out != 1 || L->n_in < 1 || L->n_in > 3)
+    return kiln_error(KILN_ERR_PARSE, "layer '%s': malformed cpu.gemm parameters", L->name);
+  memcpy(&gp, L->params, sizeof gp);
+  const kiln_fast_gemm_desc *d = &gp.d;
+  int64_t batch = d->batch ? d->batch : 1;
+  if (d->M < 0 || d->N < 0 || d->K < 0 || batch < 1 || d->lda || d->ldb || d->ldc ||
+      (uint64_t)(d->M * d->K * batch) * 4 != gp.a_bytes || (uint64_t)(d->M * d->N * batch) * 4 != gp.y_bytes)
+    return kiln_error(KILN_ERR_PARSE, "layer '%s': bad gemm sizes", L->name);
+  int expect_in = 2 + (gp.c_input >= 0 ? 1 : 0);
+  if (L->n_in != expect_in || (gp.c_input >= 0 && gp.c_input != 2)) return kiln_error(KILN_ERR_PARSE, "layer '%s': bad gemm inputs", L->name);
+  for (int32_t k = 0; k < L->n_in; k++)
+    if (L->in[k] < 0 || e->tensors[L->in[k]].dtype != KILN_DTYPE_FLOAT32)
+      return kiln_error(KILN_ERR_PARSE, "layer '%s': bad gemm inputs", L->name);
+  if (L->out[0] < 0 || e->tensors[L->in[0]].nbytes != gp.a_bytes || e->tensors[L->out[0]].nbytes != gp.y_bytes ||
+      e->tensors[L->in[1]].nbytes != gp.b_bytes || gp.b_bytes != (uint64_t)(d->K * d->N * (d->batch_stride_b ? batch : 1)) * 4)
+    return kiln_error(KILN_ERR_PARSE, "layer '%s': gemm tensors do not match", L->name);
+  gemm_state *s = calloc(1, sizeof *s);
+  KILN_CHECK_ALLOC(s);
+  s->p = gp;
+  s->p.d.isa = kiln_cpu_isa();
+  const kiln_tensor_rec *bt = &e->tensors[L->in[1]];
+  if (gp.pack_at_load) {
+    if (bt->storage != KILN_STORAGE_WEIGHT || d->batch > 1) {
+      free(s);
+      return kiln_error(KILN_ERR_PARSE, "layer '%s': B must be a weight to pack", L->name);
+    }
+    size_t size = kiln_fast_gemm_packed_b_size(&s->p.d);
+    if (posix_memalign((void **)&s->packed, 64, size + 64) != 0) {
+      free(s);
+      return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory packing '%s'", L->name);
+    }
+    kiln_fast_gemm_pack_b(&s->p.d, (const float *)(e->weights + bt->offset), s->packed, NULL);
+  }
+  if (gp.c_input >= 0) {
+    /* Y[M][N] <- C broadcast (C is [], [N], [1,N], [M,1], [M,N] ...) */
+    const kiln_tensor_rec *ct = &e->tensors[L->in[gp.c_input]];
+    int64_t cm = gp.c_rank == 2 ? gp.c_dims[0] : 1, cn = gp.c_rank >= 1 ? gp.c_dims[gp.c_rank - 1] : 1;
+    if (gp.c_rank > 2 || (cm != 1 && cm != d->M) || (cn != 1 && cn != d->N) || ct->nbytes != (uint64_t)(cm * cn) * 4) {
+      free(s);
+      return kiln_error(KILN_ERR_PARSE, "layer '%s': gemm C does not broadcast", L->name);
+    }
+    kiln_fast_copy_desc *c = &s->c_copy;
+    c->rank = 2;
+    c->dims[0] = d->M;
+    c->dims[1] = d->N;
+    c->src_strides[0] = cm == 1 ? 0 : cn;
+    c->src_strides[1] = cn == 1 ? 0 : 1;
+    c->dst_strides[0] = d->N;
+    c->dst_strides[1] = 1;
+    c->elem_size = 4;
+    c->isa = s->p.d.isa;
+  }
+  L->state = s;
+  return NULL;
+}
+
+static kiln_status gemm_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const gemm_state *s = L->state;
+  float *y = ex->ptrs[L->out[0]];
+  if (s->p.c_input >= 0) kiln_fast_copy_run(&s->c_copy, ex->ptrs[L->in[s->p.c_input]], y, ex->tp);
+  const float *b = s->packed ? NULL : ex->ptrs[L->in[1]];
+  kiln_fast_gemm_run(&s->p.d, ex->ptrs[L->in[0]], b, s->packed, y, ex->workspace, ex->tp);
+  return NULL;
+}
+
+static void gemm_release(void *p) {
+  gemm_state *s = p;
+  if (s) free(s->packed);
+  free(s);
+}
+
+const kiln_kernel kiln_kernel_cpu_gemm = {"cpu.gemm", gemm_prepare, gemm_release, gemm_run};
+
 /* ---- dispatch ------------------------------------------------------------------------------------- */
 kiln_status kiln_lower_cpu_ops(kiln_lower_ctx *lc, int32_t i, bool *done) {
   const kiln_node *n = &lc->g->nodes[i];
@@ -537,6 +713,7 @@ kiln_status kiln_lower_cpu_ops(kiln_lower_ctx *lc, int32_t i, bool *done) {
     return lower_unary(lc, n, done);
   case KILN_OP_Transpose: return lower_transpose(lc, n, done);
   case KILN_OP_Concat: return lower_concat(lc, n, done);
+  case KILN_OP_MatMul: case KILN_OP_Gemm: return lower_gemm(lc, n, done);
   default: return NULL;
   }
 }

@@ -60,7 +60,7 @@ const kiln_kernel *kiln_kernel_find(const char *name);
 extern const kiln_kernel kiln_kernel_ref;      /* any op, through the reference kernels */
 extern const kiln_kernel kiln_kernel_cpu_conv; /* fused Conv (+bias, activation, residual) */
 extern const kiln_kernel kiln_kernel_cpu_pool2d, kiln_kernel_cpu_resize2d, kiln_kernel_cpu_softmax,
-    kiln_kernel_cpu_binary, kiln_kernel_cpu_unary, kiln_kernel_cpu_transpose, kiln_kernel_cpu_concat;
+    kiln_kernel_cpu_binary, kiln_kernel_cpu_unary, kiln_kernel_cpu_transpose, kiln_kernel_cpu_concat, kiln_kernel_cpu_gemm;
 
 /* Serialized node attributes for kernels that rebuild a node at load time (ref). */
 struct kiln_node;

@@ -14,6 +14,7 @@ static const kiln_kernel *const kernels[] = {
     &kiln_kernel_cpu_unary,
     &kiln_kernel_cpu_transpose,
     &kiln_kernel_cpu_concat,
+    &kiln_kernel_cpu_gemm,
 };
 
 const kiln_kernel *kiln_kernel_find(const char *name) {
