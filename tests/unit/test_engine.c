@@ -4,6 +4,8 @@
 
 #include "core/file.h"
 #include "core/hash.h"
+#include "onnx/onnx.h"
+#include "passes/passes.h"
 #include "runtime/engine_format.h"
 
 #include <math.h>
@@ -182,12 +184,105 @@ static void test_build_is_deterministic(void **state) {
   free(img);
 }
 
+
+/* A graph built here goes through kiln_build + the runtime (fast kernels) and through the reference
+ * kernels (constant folding); outputs must agree. Covers lowering paths YOLOv8n does not use. */
+static int32_t add_f32(kiln_graph *g, const char *name, int32_t rank, const int64_t *dims, int constant, unsigned seed) {
+  int32_t id = test_add_tensor(g, name, KILN_DTYPE_FLOAT32, rank, dims);
+  if (constant) {
+    kiln_shape s = g->values[id].shape;
+    int64_t n = kiln_shape_numel(&s);
+    float *d = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    srand(seed);
+    for (int64_t i = 0; i < n; i++) d[i] = (float)rand() / RAND_MAX - 0.5f;
+    ASSERT_OK(kiln_value_take_constant(g, id, KILN_DTYPE_FLOAT32, &s, d));
+    g->values[id].flags |= KILN_VALUE_INITIALIZER;
+  }
+  return id;
+}
+
+static kiln_graph *small_graph(void) {
+  kiln_graph *g;
+  ASSERT_OK(kiln_graph_create(&g));
+  g->opset = 17;
+  int64_t xd[] = {3, 5, 7}, bd[] = {7, 9}, cd[] = {9}, yd[] = {15, 9};
+  int32_t x = add_f32(g, "x", 3, xd, 0, 1), b = add_f32(g, "b", 2, bd, 1, 2), c = add_f32(g, "c", 1, cd, 1, 3);
+  int32_t mm, r, shp, gm, y;
+  ASSERT_OK(kiln_graph_add_value(g, "mm", &mm));
+  ASSERT_OK(kiln_graph_add_value(g, "r", &r));
+  ASSERT_OK(kiln_graph_add_value(g, "y", &y));
+  int32_t mm_in[] = {x, b};
+  ASSERT_OK(kiln_graph_add_node(g, "matmul", "", "MatMul", mm_in, 2, &mm, 1, NULL));
+  int64_t t[] = {15, 9}, two = 2;
+  ASSERT_OK(kiln_graph_add_value(g, "shape", &shp));
+  kiln_shape ss;
+  kiln_shape_init(&ss, 1, &two);
+  ASSERT_OK(kiln_value_set_constant(g, shp, KILN_DTYPE_INT64, &ss, t));
+  int32_t r_in[] = {mm, shp};
+  ASSERT_OK(kiln_graph_add_node(g, "reshape", "", "Reshape", r_in, 2, &r, 1, NULL));
+  int64_t wd[] = {9, 9};
+  int32_t w = add_f32(g, "w", 2, wd, 1, 4);
+  ASSERT_OK(kiln_graph_add_value(g, "gm", &gm));
+  int32_t g_in[] = {r, w, c};
+  ASSERT_OK(kiln_graph_add_node(g, "gemm", "", "Gemm", g_in, 3, &gm, 1, NULL));
+  ASSERT_OK(kiln_node_set_int(&g->nodes[2], "transB", 1));
+  ASSERT_OK(kiln_node_set_float(&g->nodes[2], "alpha", 0.5f));
+  ASSERT_OK(kiln_graph_add_node(g, "sig", "", "Sigmoid", &gm, 1, &y, 1, NULL));
+  g->inputs = malloc(sizeof(int32_t));
+  g->inputs[0] = x;
+  g->n_inputs = 1;
+  g->values[x].flags |= KILN_VALUE_GRAPH_INPUT;
+  g->outputs = malloc(sizeof(int32_t));
+  g->outputs[0] = y;
+  g->n_outputs = 1;
+  for (int32_t i = 0; i < g->n_nodes; i++) ASSERT_OK(kiln_node_parse(g, &g->nodes[i]));
+  ASSERT_OK(kiln_graph_infer_shapes(g));
+  assert_int_equal(g->values[y].shape.dims[0], yd[0]);
+  return g;
+}
+
+static void test_small_graph_fast_vs_reference(void **state) {
+  float x[3 * 5 * 7], y_fast[15 * 9];
+  srand(9);
+  for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)rand() / RAND_MAX * 2 - 1;
+  kiln_graph *g = small_graph();
+  void *img;
+  size_t size;
+  ASSERT_OK(kiln_build(g, NULL, &img, &size));
+  kiln_graph_destroy(g);
+  kiln_engine *e;
+  ASSERT_OK(kiln_engine_load_memory(img, size, &e));
+  free(img);
+  kiln_layer_info li;
+  ASSERT_OK(kiln_engine_layer(e, 0, &li));
+  assert_string_equal(li.kernel, "cpu.gemm"); /* MatMul with a constant B */
+  kiln_context *c;
+  ASSERT_OK(kiln_context_create(e, NULL, &c));
+  for (int i = 0; i < 15 * 9; i++) y_fast[i] = NAN;
+  ASSERT_OK(kiln_context_bind(c, "x", x, sizeof x));
+  ASSERT_OK(kiln_context_bind(c, "y", y_fast, sizeof y_fast));
+  ASSERT_OK(kiln_context_enqueue(c, NULL));
+  kiln_context_destroy(c);
+  kiln_engine_destroy(e);
+  /* the same graph evaluated by the reference kernels */
+  g = small_graph();
+  kiln_shape s = g->values[g->inputs[0]].shape;
+  ASSERT_OK(kiln_value_set_constant(g, g->inputs[0], KILN_DTYPE_FLOAT32, &s, x));
+  int folded;
+  ASSERT_OK(kiln_pass_fold_constants(g, &folded));
+  const kiln_value *y = &g->values[g->outputs[0]];
+  assert_non_null(y->data);
+  for (int i = 0; i < 15 * 9; i++) assert_true(fabsf(y_fast[i] - ((float *)y->data)[i]) <= 1e-5f);
+  kiln_graph_destroy(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_yolov8n_matches_ort),
       cmocka_unit_test(test_bindings),
       cmocka_unit_test(test_refuses_bad_engines),
       cmocka_unit_test(test_build_is_deterministic),
+      cmocka_unit_test(test_small_graph_fast_vs_reference),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
