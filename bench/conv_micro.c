@@ -1,6 +1,6 @@
 /* Microbenchmark of kiln_cpu_conv_run over YOLOv8n's conv shapes (batch 1, SiLU, bias), 2 threads by
  * default: prints GFLOP/s per shape (2 flops per MAC) and the total time of all 64 convs.
- * Usage: conv_micro [threads] [isa: scalar|avx2|avx512] [reps] */
+ * Usage: conv_micro [threads] [isa: scalar|avx2|avx512] [reps] [shape index] */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,13 +39,15 @@ int main(int argc, char **argv) {
   kiln_isa isa = kiln_cpu_isa();
   if (argc > 2) isa = !strcmp(argv[2], "scalar") ? KILN_ISA_SCALAR : !strcmp(argv[2], "avx2") ? KILN_ISA_AVX2 : KILN_ISA_AVX512;
   int reps = argc > 3 ? atoi(argv[3]) : 20;
+  int only = argc > 4 ? atoi(argv[4]) : -1; /* run only the shape with this index (for profiling) */
   kiln_threadpool *tp = NULL;
   if (kiln_threadpool_create(nth, &tp)) return 1;
-  double total_ms = 0, total_gf = 0;
+  double total_ms = 0, total_gf = 0, total_med = 0;
   int nconv = 0;
-  printf("%-28s %-18s %9s %9s %8s\n", "shape (ic,h,w -> oc, k, s)", "kernel", "ms", "GFLOP/s", "x count");
+  printf("%-28s %-18s %9s %9s %8s %9s\n", "shape (ic,h,w -> oc, k, s)", "kernel", "ms", "GFLOP/s", "x count", "median");
   for (size_t i = 0; i < sizeof L / sizeof L[0]; i++) {
     const layer *l = &L[i];
+    if (only >= 0 && (size_t)only != i) continue;
     kiln_cpu_conv_desc d = {0};
     d.batch = 1; d.in_c = l->ic; d.in_h = l->ih; d.in_w = l->iw; d.out_c = l->oc;
     d.kernel_h = d.kernel_w = l->k; d.stride_h = d.stride_w = l->s; d.dilation_h = d.dilation_w = 1;
@@ -64,24 +66,32 @@ int main(int argc, char **argv) {
     void *wk = aligned_alloc(64, (wss + 63) / 64 * 64 + 64);
     if (kiln_cpu_conv_pack(&d, w, b, pk)) return 1;
     kiln_cpu_conv_run(&d, pk, x, NULL, y, wk, tp); /* warm up */
-    double best = 1e9;
+    double best = 1e9, ts[1000];
+    if (reps > 1000) reps = 1000;
     for (int r = 0; r < reps; r++) {
       double t0 = now();
       kiln_cpu_conv_run(&d, pk, x, NULL, y, wk, tp);
       double t = now() - t0;
       if (t < best) best = t;
+      ts[r] = t;
     }
+    for (int a = 1; a < reps; a++) /* insertion sort for the median */
+      for (int b2 = a; b2 > 0 && ts[b2 - 1] > ts[b2]; b2--) {
+        double tmp = ts[b2]; ts[b2] = ts[b2 - 1]; ts[b2 - 1] = tmp;
+      }
+    double med = ts[reps / 2];
+    total_med += med * 1e3 * l->count;
     double gf = 2.0 * d.out_c * d.out_h * d.out_w * d.in_c * d.kernel_h * d.kernel_w * 1e-9;
     char sh[64];
     snprintf(sh, sizeof sh, "%d,%d,%d -> %d k%d s%d", l->ic, l->ih, l->iw, l->oc, l->k, l->s);
-    printf("%-28s %-18s %9.3f %9.1f %8d\n", sh, kiln_cpu_conv_kernel_name(&d), best * 1e3, gf / best, l->count);
+    printf("%-28s %-18s %9.3f %9.1f %8d %9.3f\n", sh, kiln_cpu_conv_kernel_name(&d), best * 1e3, gf / best, l->count, med * 1e3);
     total_ms += best * 1e3 * l->count;
     total_gf += gf * l->count;
     nconv += l->count;
     free(x); free(y); free(w); free(b); free(pk); free(wk);
   }
-  printf("total: %d convs, %.2f GFLOP, %.2f ms (best-of-%d per shape), %.1f GFLOP/s, %d threads\n", nconv,
-         total_gf, total_ms, reps, total_gf / total_ms * 1e3, nth);
+  printf("total: %d convs, %.2f GFLOP, %.2f ms (best-of-%d per shape), %.1f GFLOP/s, %d threads; medians %.2f ms\n",
+         nconv, total_gf, total_ms, reps, total_gf / total_ms * 1e3, nth, total_med);
   kiln_threadpool_destroy(tp);
   return 0;
 }
