@@ -8,11 +8,16 @@
 #define MR 8    /* output channels per register block (packed weights are blocked by 8) */
 #define NT 48   /* output positions per tile (3 zmm / 6 ymm) */
 #define MAXSEG 17
+#define INPLACE_MAXK 11 /* in-place path: kernels up to 11x11 ... */
+#define INPLACE_MAXT 64 /* ... and 64 taps */
 
 /* Everything derived from the description; computed on the fly (cheap, no allocation). */
 typedef struct plan {
   int64_t G, icg, ocg, T, sh, sw, QH, QW, plane, nq, ohw, nocb, K;
   int direct, dw;
+  /* Set by run() only (it depends on the ISA, sizes must not): stride-1 "same"-width convs on
+   * AVX-512 read the input in place, borders by per-tap load masks, no copy (see tile_avx512). */
+  int inplace;
   size_t w_floats, bias_floats; /* packed regions, each a multiple of 16 floats */
   size_t toff_bytes, q_floats;  /* workspace regions */
 } plan;
@@ -124,6 +129,9 @@ const char *kiln_cpu_conv_kernel_name(const kiln_cpu_conv_desc *d) {
       {"conv_dw.scalar", "conv_dw.avx2", "conv_dw.avx512"},
   };
   int kind = p.dw ? 2 : p.direct ? 1 : 0;
+  if (kind == 0 && eff_isa(d) == KILN_ISA_AVX512 && d->stride_h == 1 && d->stride_w == 1 &&
+      d->out_w == d->in_w && d->kernel_h <= INPLACE_MAXK && d->kernel_w <= INPLACE_MAXK && p.T <= INPLACE_MAXT)
+    return "conv_igemm_inplace.avx512";
   return names[kind][eff_isa(d)];
 }
 
@@ -339,11 +347,92 @@ mk_avx512(const float *A, const float *B, int64_t icg, int64_t plane, const int6
 #undef OUT
 }
 
+/* The in-place variant: every tap has its own three load masks (lanes whose input pixel lies
+ * outside the image read zero: the padding), loaded from mk[t][0..2]. Same 8 x 48 block. */
+KILN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+mk_avx512_masked(const float *A, const float *B, int64_t icg, int64_t plane, const int64_t *toff, int64_t T,
+                 const __mmask16 (*mk)[3], __m512 acc[MR][3]) {
+#define Z _mm512_setzero_ps()
+  __m512 c00 = Z, c01 = Z, c02 = Z, c10 = Z, c11 = Z, c12 = Z, c20 = Z, c21 = Z, c22 = Z, c30 = Z, c31 = Z,
+         c32 = Z, c40 = Z, c41 = Z, c42 = Z, c50 = Z, c51 = Z, c52 = Z, c60 = Z, c61 = Z, c62 = Z, c70 = Z,
+         c71 = Z, c72 = Z;
+#undef Z
+  for (int64_t ic = 0; ic < icg; ic++) {
+    const float *bi = B + ic * plane;
+    for (int64_t t = 0; t < T; t++, A += MR) {
+      const float *b = bi + toff[t];
+      __m512 b0 = _mm512_maskz_loadu_ps(mk[t][0], b);
+      __m512 b1 = _mm512_maskz_loadu_ps(mk[t][1], b + 16);
+      __m512 b2 = _mm512_maskz_loadu_ps(mk[t][2], b + 32);
+      __m512 a;
+#define ROW(r)                                                                                       \
+  a = _mm512_set1_ps(A[r]);                                                                          \
+  c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0);                                                         \
+  c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                                         \
+  c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);
+      ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)
+#undef ROW
+    }
+  }
+#define OUT(r) acc[r][0] = c##r##0, acc[r][1] = c##r##1, acc[r][2] = c##r##2;
+  OUT(0) OUT(1) OUT(2) OUT(3) OUT(4) OUT(5) OUT(6) OUT(7)
+#undef OUT
+}
+
+/* Load masks of the 48 lanes of the tile at q0 for every tap, in place: lane q = oh * W + ow reads
+ * input (oh + kh*dh - pt, ow + kw*dw - pl), valid iff inside the image (which also keeps every
+ * enabled lane's address inside this channel's plane). Row and column validity are separable:
+ * one 48-bit mask per kernel row and per kernel column, ANDed per tap. */
+static void inplace_masks(const run_ctx *c, int64_t q0, __mmask16 (*mk)[3]) {
+  const kiln_cpu_conv_desc *d = c->d;
+  const int64_t W = d->in_w, H = d->in_h;
+  uint64_t rowm[INPLACE_MAXK], colm[INPLACE_MAXK];
+  for (int64_t k = 0; k < d->kernel_h; k++) rowm[k] = 0;
+  for (int64_t k = 0; k < d->kernel_w; k++) colm[k] = 0;
+  int64_t oh = q0 / W, ow = q0 % W;
+  for (int l = 0; l < NT; l++) {
+    for (int64_t k = 0; k < d->kernel_h; k++) {
+      int64_t ih = oh + k * d->dilation_h - d->pad_top;
+      if (ih >= 0 && ih < H) rowm[k] |= 1ull << l;
+    }
+    for (int64_t k = 0; k < d->kernel_w; k++) {
+      int64_t iw = ow + k * d->dilation_w - d->pad_left;
+      if (iw >= 0 && iw < W) colm[k] |= 1ull << l;
+    }
+    if (++ow == W) ow = 0, oh++;
+  }
+  for (int64_t kh = 0; kh < d->kernel_h; kh++)
+    for (int64_t kw = 0; kw < d->kernel_w; kw++) {
+      uint64_t m = rowm[kh] & colm[kw];
+      __mmask16 *o = mk[kh * d->kernel_w + kw];
+      o[0] = (__mmask16)m, o[1] = (__mmask16)(m >> 16), o[2] = (__mmask16)(m >> 32);
+    }
+}
+
 KILN_TARGET_AVX512 static void tile_avx512(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0,
                                            int64_t ocb1) {
   const plan *p = &c->p;
   const int64_t q0 = tile * NT;
   const int nv = (int)(p->nq - q0 < NT ? p->nq - q0 : NT);
+  if (p->inplace) {
+    __mmask16 mk[INPLACE_MAXT][3];
+    inplace_masks(c, q0, mk);
+    const float *B = c->q + (size_t)(g * p->icg * p->plane) + q0;
+    seg segs[3][MAXSEG];
+    int ns[3];
+    for (int j = 0; j < 3; j++) ns[j] = make_segs(c, q0 + 16 * j, 16, segs[j]);
+    for (int64_t ob = ocb0; ob < ocb1; ob++) {
+      const float *A = c->w + (size_t)((g * p->nocb + ob) * p->K * MR);
+      __m512 acc[MR][3];
+      mk_avx512_masked(A, B, p->icg, p->plane, c->toff, p->T, (const __mmask16(*)[3])mk, acc);
+      for (int r = 0; r < MR && ob * MR + r < p->ocg; r++) {
+        int64_t oc = g * p->ocg + ob * MR + r;
+        for (int j = 0; j < 3; j++)
+          if (ns[j]) store512(c, acc[r][j], oc, q0 + 16 * j, segs[j], ns[j]);
+      }
+    }
+    return;
+  }
   /* Load masks matter only when reading the input in place (no slack after it). */
   __mmask16 m0 = 0xffff, m1 = 0xffff, m2 = 0xffff;
   if (p->direct && nv < NT) {
@@ -535,6 +624,17 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
   c.isa = eff_isa(d);
   c.w = packed;
   c.bias = c.w + p->w_floats;
+  /* In place (AVX-512, stride 1, output as wide as the input): q = oh * W + ow indexes the input
+   * plane directly; no junk columns, no copy. */
+  c.p.inplace = c.isa >= KILN_ISA_AVX512 && !p->direct && !p->dw && p->sh == 1 && p->sw == 1 &&
+                d->out_w == d->in_w && d->kernel_h <= INPLACE_MAXK && d->kernel_w <= INPLACE_MAXK &&
+                p->T <= INPLACE_MAXT;
+  if (c.p.inplace) {
+    c.p.QW = d->in_w;
+    c.p.QH = d->in_h;
+    c.p.plane = d->in_h * d->in_w;
+    c.p.nq = d->out_h * d->in_w;
+  }
   int64_t *toff = workspace;
   c.toff = toff;
   c.qw = (float *)((char *)workspace + p->toff_bytes);
@@ -546,7 +646,9 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
       int64_t ph = (oh % p->sh) * p->sw + ow % p->sw;
       if (ph < 64) c.phase_used[ph] = 1;
       toff[kh * d->kernel_w + kw] =
-          p->direct ? 0 : ph * d->in_c * p->plane + (oh / p->sh) * p->QW + ow / p->sw;
+          p->direct    ? 0
+          : p->inplace ? (oh - d->pad_top) * d->in_w + ow - d->pad_left
+                       : ph * d->in_c * p->plane + (oh / p->sh) * p->QW + ow / p->sw;
     }
   if (p->sh * p->sw > 64)
     for (int i = 0; i < 64; i++) c.phase_used[i] = 1;
@@ -567,7 +669,7 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
     c.x = x + b * in_bs;
     c.y = y + b * out_bs;
     c.res = d->has_residual ? residual + b * res_bs : NULL;
-    if (p->direct) {
+    if (p->direct || p->inplace) {
       c.q = c.x;
     } else {
       /* Split over the pool: the fill is memory-bound and for the large early layers (MBs per
