@@ -31,11 +31,12 @@ test-asan: setup
 
 test: test-release test-asan
 
-# Until the engine and `kiln detect` land, the demo inspects the model and writes a sanitized copy.
+# Detect objects in IMAGE (a photo or a folder) with MODEL (.onnx, built and cached on first use, or an
+# engine file): prints the detections, draws them into demo/<name>, writes demo/<name>.json.
 demo: build
 	@mkdir -p demo
-	@$(BUILD)/kiln inspect $(MODEL)
-	@$(BUILD)/kiln surgeon sanitize $(MODEL) -o demo/$(notdir $(basename $(MODEL))).sanitized.onnx --fold-constants
+	@$(BUILD)/kiln detect $(MODEL) -i $(IMAGE) -o demo/$(notdir $(IMAGE:/=)) --json demo/$(basename $(notdir $(IMAGE:/=))).json
+	@echo "demo: drawn result in demo/$(notdir $(IMAGE:/=)), detections in demo/$(basename $(notdir $(IMAGE:/=))).json"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -12,5 +12,6 @@ int kiln_cmd_build(int argc, char **argv);
 int kiln_cmd_run(int argc, char **argv);
 int kiln_cmd_exec(int argc, char **argv);
 int kiln_cmd_conformance(int argc, char **argv);
+int kiln_cmd_detect(int argc, char **argv);
 
 #endif

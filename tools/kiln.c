@@ -13,6 +13,7 @@ static const struct {
     {"run", kiln_cmd_run, "run an engine (or a model) on raw input files"},
     {"inspect", kiln_cmd_inspect, "print a model's inputs, outputs, ops, parameters and MACs"},
     {"surgeon", kiln_cmd_surgeon, "rewrite a model: sanitize (fold, clean up, sort), batch"},
+    {"detect", kiln_cmd_detect, "detect objects in photos with a YOLO model: boxes, labels, JSON"},
     {"exec", kiln_cmd_exec, "benchmark an engine or model (trtexec-compatible flags and summary)"},
     {"conformance", kiln_cmd_conformance, "build and run engines for ONNX backend node tests"},
     {"nodetest", kiln_cmd_nodetest, "check import, shape inference and reference kernels on ONNX node tests"},
