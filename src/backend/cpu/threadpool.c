@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct kiln_threadpool {
@@ -23,9 +24,19 @@ struct kiln_threadpool {
   int sleeping;               /* workers blocked on `wake` (under mu) */
 };
 
-/* Workers spin this many pause instructions (a few hundred microseconds) before sleeping: a model
- * runs ~100 parallel kernels back to back, and a condition-variable wake-up per kernel costs ~0.1 ms. */
-#define SPIN_ITERATIONS 20000
+/* Workers spin this long (ns) before sleeping: a model runs ~100 parallel kernels back to back, and
+ * a condition-variable wake-up costs ~0.1 ms on bare metal and up to milliseconds in a busy VM
+ * (the vCPU is halted and must be rescheduled by the host), during which the caller waits for the
+ * sleeper. A pause count is no measure of time (PAUSE takes ~20-150 cycles depending on the core,
+ * and hypervisors may trap pause loops), so the clock is read every SPIN_CHECK pauses. */
+#define SPIN_NS 3000000
+#define SPIN_CHECK 64
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -53,10 +64,10 @@ static void *worker_main(void *p) {
   int index = a->index, seen = 0;
   free(a);
   for (;;) {
-    int spins = 0;
-    while (atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop) && spins < SPIN_ITERATIONS) {
+    int64_t t0 = now_ns();
+    for (int spins = 1; atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop); spins++) {
       cpu_relax();
-      spins++;
+      if (spins % SPIN_CHECK == 0 && now_ns() - t0 > SPIN_NS) break;
     }
     if (atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop)) {
       pthread_mutex_lock(&tp->mu);
