@@ -198,6 +198,8 @@ static const shape shapes[] = {
     {1, 4, 10, 10, 4, 2, 3, 3, 1, 0, 1, 2, 0, 1, 3, 1},     /* odd kernel, stride 3, dilation 3 */
     {1, 2, 4, 3, 3, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1},       /* pads larger than the image */
     {1, 64, 12, 12, 80, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},   /* YOLO head-like channel counts */
+    {1, 3, 130, 150, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},  /* strided, big: banded fill, short last band */
+    {1, 6, 400, 66, 8, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 2},    /* banded 1x1 s2, grouped, no halo */
 };
 
 static void test_shapes_silu_bias_residual(void **state) {

@@ -18,6 +18,13 @@ typedef struct plan {
   /* Set by run() only (it depends on the ISA, sizes must not): stride-1 "same"-width convs on
    * AVX-512 read the input in place, borders by per-tap load masks, no copy (see tile_avx512). */
   int inplace;
+  /* Strided convs over big images are filled and computed in bands of BR output rows, one band per
+   * work item: the thread that fills a band's phase rows (BQH = BR + kernel reach, in its own
+   * workspace region) computes it right away from its L2, instead of a whole-image copy that goes
+   * through memory and is then read by the other cores. */
+  int banded;
+  int64_t BR, nbands, BQH, bplane;
+  size_t band_floats;
   size_t w_floats, bias_floats; /* packed regions, each a multiple of 16 floats */
   size_t toff_bytes, q_floats;  /* workspace regions */
 } plan;
@@ -49,13 +56,28 @@ static void make_plan(const kiln_cpu_conv_desc *d, plan *p) {
   }
   p->plane = p->QH * p->QW;
   p->nq = d->out_h * p->QW;
+  if (!p->direct && !p->dw && (p->sh > 1 || p->sw > 1)) {
+    /* ~600+ positions (a dozen tiles) per band; at least 4 rows so the kernel reach (halo) re-fills
+     * at most ~25% extra; only worth it with enough bands to balance the threads. */
+    int64_t br = cdiv(600, p->QW);
+    if (br < 4) br = 4;
+    if (cdiv(d->out_h, br) >= 8) {
+      p->banded = 1;
+      p->BR = br;
+      p->nbands = cdiv(d->out_h, br);
+      p->BQH = br + (p->QH - d->out_h);
+      p->bplane = p->BQH * p->QW;
+      p->band_floats = round16((size_t)(p->sh * p->sw * d->in_c * p->bplane + NT + p->QW + 64));
+    }
+  }
   p->nocb = cdiv(p->ocg, MR);
   p->w_floats = p->dw ? round16((size_t)(p->G * p->T)) : round16((size_t)(p->G * p->nocb * p->K * MR));
   p->bias_floats = round16((size_t)d->out_c);
   p->toff_bytes = ((size_t)p->T * sizeof(int64_t) + 63) & ~(size_t)63;
   /* Tiles read up to NT-1 positions past the last output row and QW-OW + taps beyond: slack. */
-  p->q_floats = p->direct ? 0
-                          : round16((size_t)(p->sh * p->sw * d->in_c * p->plane + NT + p->QW + 64));
+  p->q_floats = p->direct   ? 0
+                : p->banded ? p->band_floats * (size_t)p->nbands
+                            : round16((size_t)(p->sh * p->sw * d->in_c * p->plane + NT + p->QW + 64));
 }
 
 kiln_status kiln_cpu_conv_validate(const kiln_cpu_conv_desc *d) {
@@ -186,6 +208,39 @@ KILN_TARGET_AVX512 static void copy_stride2_avx512(float *dst, const float *src,
   for (; j < n; j++) dst[j] = src[2 * j];
 }
 
+/* Phase rows gi0 .. gi0 + nrows - 1 of phase ph, channel ic, into dst (rows QW apart). */
+static void fill_rows(const run_ctx *c, int64_t ph, int64_t ic, int64_t gi0, int64_t nrows, float *dst) {
+  const kiln_cpu_conv_desc *d = c->d;
+  const plan *p = &c->p;
+  int64_t a = ph / p->sw, b = ph % p->sw;
+  const float *src = c->x + (size_t)(ic * d->in_h * d->in_w);
+  /* Columns j with sw*j + b - pad_left inside [0, in_w): [j0, j1). */
+  int64_t j0 = cdiv(d->pad_left - b, p->sw);
+  if (d->pad_left - b <= 0) j0 = 0;
+  int64_t j1 = cdiv(d->in_w + d->pad_left - b, p->sw);
+  if (j1 > p->QW) j1 = p->QW;
+  if (j0 > j1) j0 = j1;
+  for (int64_t i = gi0; i < gi0 + nrows; i++, dst += p->QW) {
+    int64_t ih = p->sh * i + a - d->pad_top;
+    if (ih < 0 || ih >= d->in_h || j0 >= j1) {
+      memset(dst, 0, (size_t)p->QW * sizeof(float));
+      continue;
+    }
+    memset(dst, 0, (size_t)j0 * sizeof(float));
+    const float *s = src + ih * d->in_w + p->sw * j0 + b - d->pad_left;
+    if (p->sw == 1) {
+      memcpy(dst + j0, s, (size_t)(j1 - j0) * sizeof(float));
+    } else if (p->sw == 2 && c->isa >= KILN_ISA_AVX512 && j1 - j0 >= 16 &&
+               /* the vector loop reads up to 2*(n-1)+1 + 1 past s: stay inside the row's image */
+               s + 2 * (j1 - j0) <= c->x + (size_t)(d->in_c * d->in_h * d->in_w)) {
+      copy_stride2_avx512(dst + j0, s, j1 - j0);
+    } else {
+      for (int64_t j = 0; j < j1 - j0; j++) dst[j0 + j] = s[j * p->sw];
+    }
+    memset(dst + j1, 0, (size_t)(p->QW - j1) * sizeof(float));
+  }
+}
+
 static void fill_fn(void *ctx, int64_t begin, int64_t end, int ti) {
   (void)ti;
   run_ctx *c = ctx;
@@ -194,34 +249,7 @@ static void fill_fn(void *ctx, int64_t begin, int64_t end, int ti) {
   for (int64_t it = begin; it < end; it++) {
     int64_t ph = it / d->in_c, ic = it % d->in_c;
     if (ph < 64 && !c->phase_used[ph]) continue;
-    int64_t a = ph / p->sw, b = ph % p->sw;
-    float *dst = c->qw + (size_t)((ph * d->in_c + ic) * p->plane);
-    const float *src = c->x + (size_t)(ic * d->in_h * d->in_w);
-    /* Columns j with sw*j + b - pad_left inside [0, in_w): [j0, j1). */
-    int64_t j0 = cdiv(d->pad_left - b, p->sw);
-    if (d->pad_left - b <= 0) j0 = 0;
-    int64_t j1 = cdiv(d->in_w + d->pad_left - b, p->sw);
-    if (j1 > p->QW) j1 = p->QW;
-    if (j0 > j1) j0 = j1;
-    for (int64_t i = 0; i < p->QH; i++, dst += p->QW) {
-      int64_t ih = p->sh * i + a - d->pad_top;
-      if (ih < 0 || ih >= d->in_h || j0 >= j1) {
-        memset(dst, 0, (size_t)p->QW * sizeof(float));
-        continue;
-      }
-      memset(dst, 0, (size_t)j0 * sizeof(float));
-      const float *s = src + ih * d->in_w + p->sw * j0 + b - d->pad_left;
-      if (p->sw == 1) {
-        memcpy(dst + j0, s, (size_t)(j1 - j0) * sizeof(float));
-      } else if (p->sw == 2 && c->isa >= KILN_ISA_AVX512 && j1 - j0 >= 16 &&
-                 /* the vector loop reads up to 2*(n-1)+1 + 1 past s: stay inside the row's image */
-                 s + 2 * (j1 - j0) <= c->x + (size_t)(d->in_c * d->in_h * d->in_w)) {
-        copy_stride2_avx512(dst + j0, s, j1 - j0);
-      } else {
-        for (int64_t j = 0; j < j1 - j0; j++) dst[j0 + j] = s[j * p->sw];
-      }
-      memset(dst + j1, 0, (size_t)(p->QW - j1) * sizeof(float));
-    }
+    fill_rows(c, ph, ic, 0, p->QH, c->qw + (size_t)((ph * d->in_c + ic) * p->plane));
   }
 }
 
@@ -614,6 +642,42 @@ static void compute_fn(void *ctx, int64_t begin, int64_t end, int ti) {
   }
 }
 
+static void band_fn(void *ctx, int64_t begin, int64_t end, int ti) {
+  (void)ti;
+  const run_ctx *c = ctx;
+  const kiln_cpu_conv_desc *d = c->d;
+  const plan *p = &c->p;
+  for (int64_t band = begin; band < end; band++) {
+    const int64_t r0 = band * p->BR, nr = d->out_h - r0 < p->BR ? d->out_h - r0 : p->BR;
+    float *buf = c->qw + (size_t)band * p->band_floats;
+    for (int64_t ph = 0; ph < p->sh * p->sw; ph++) {
+      if (ph < 64 && !c->phase_used[ph]) continue;
+      for (int64_t ic = 0; ic < d->in_c; ic++)
+        fill_rows(c, ph, ic, r0, p->BQH, buf + (size_t)((ph * d->in_c + ic) * p->bplane));
+    }
+    /* The band as a small image of nr output rows: same kernels, local q space, shifted output. */
+    run_ctx bc = *c;
+    kiln_cpu_conv_desc bd = *d;
+    bd.out_h = nr;
+    bc.d = &bd;
+    bc.q = buf;
+    bc.p.plane = p->bplane;
+    bc.p.nq = nr * p->QW;
+    bc.y = c->y + r0 * d->out_w;
+    bc.res = c->res ? c->res + r0 * d->out_w : NULL;
+    const int64_t nt = cdiv(bc.p.nq, NT);
+    for (int64_t g = 0; g < p->G; g++)
+      for (int64_t t = 0; t < nt; t++) {
+        if (c->isa >= KILN_ISA_AVX512)
+          tile_avx512(&bc, g, t, 0, p->nocb);
+        else if (c->isa == KILN_ISA_AVX2)
+          tile_avx2(&bc, g, t, 0, p->nocb);
+        else
+          tile_scalar(&bc, g, t, 0, p->nocb);
+      }
+  }
+}
+
 void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const float *x,
                        const float *residual, float *y, void *workspace, kiln_threadpool *tp) {
   run_ctx c;
@@ -648,7 +712,7 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
       toff[kh * d->kernel_w + kw] =
           p->direct    ? 0
           : p->inplace ? (oh - d->pad_top) * d->in_w + ow - d->pad_left
-                       : ph * d->in_c * p->plane + (oh / p->sh) * p->QW + ow / p->sw;
+                       : ph * d->in_c * (p->banded ? p->bplane : p->plane) + (oh / p->sh) * p->QW + ow / p->sw;
     }
   if (p->sh * p->sw > 64)
     for (int i = 0; i < 64; i++) c.phase_used[i] = 1;
@@ -669,6 +733,10 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
     c.x = x + b * in_bs;
     c.y = y + b * out_bs;
     c.res = d->has_residual ? residual + b * res_bs : NULL;
+    if (p->banded) {
+      kiln_threadpool_run(tp, p->nbands, 1, band_fn, &c);
+      continue;
+    }
     if (p->direct || p->inplace) {
       c.q = c.x;
     } else {
