@@ -57,11 +57,19 @@ static void make_plan(const kiln_cpu_conv_desc *d, plan *p) {
   p->plane = p->QH * p->QW;
   p->nq = d->out_h * p->QW;
   if (!p->direct && !p->dw && (p->sh > 1 || p->sw > 1)) {
-    /* ~600+ positions (a dozen tiles) per band; at least 4 rows so the kernel reach (halo) re-fills
-     * at most ~25% extra; only worth it with enough bands to balance the threads. */
-    int64_t br = cdiv(600, p->QW);
-    if (br < 4) br = 4;
-    if (cdiv(d->out_h, br) >= 8) {
+    /* At least 4 rows (so the kernel reach, the halo, re-fills at most ~25% extra) and ~256
+     * positions per band; the first such height whose tiles waste <= 5% (a band's last tile is
+     * partial), else the least wasteful up to twice that. Only worth it with enough bands (>= 6)
+     * to balance the threads. */
+    int64_t br0 = cdiv(256, p->QW), br = 0;
+    if (br0 < 4) br0 = 4;
+    double best = 1e9;
+    for (int64_t b = br0; b <= 2 * br0 && b <= d->out_h; b++) {
+      double waste = (double)(cdiv(b * p->QW, NT) * NT) / (double)(b * p->QW) - 1.0;
+      if (waste < best - 1e-9) best = waste, br = b;
+      if (waste <= 0.05) break;
+    }
+    if (br > 0 && cdiv(d->out_h, br) >= 6) {
       p->banded = 1;
       p->BR = br;
       p->nbands = cdiv(d->out_h, br);
