@@ -19,7 +19,8 @@ struct kiln_threadpool {
   int64_t n, grain;
   atomic_int_fast64_t next;   /* next item to hand out */
   atomic_int generation;      /* bumped per job; workers wait for a new one */
-  atomic_int busy;            /* workers still inside the current job */
+  atomic_int open;            /* 1 while the current job's fields may be read */
+  atomic_int busy;            /* workers that joined the current job and have not left it */
   atomic_int stop;
   int sleeping;               /* workers blocked on `wake` (under mu) */
 };
@@ -78,7 +79,10 @@ static void *worker_main(void *p) {
     }
     if (atomic_load(&tp->stop)) break;
     seen = atomic_load(&tp->generation);
-    drain(tp, index);
+    /* Join, then look: the caller only rewrites the job while open == 0 and busy == 0, so a worker
+     * that sees open == 1 after joining reads a complete job and is waited for. */
+    atomic_fetch_add(&tp->busy, 1);
+    if (atomic_load(&tp->open)) drain(tp, index);
     atomic_fetch_sub(&tp->busy, 1);
   }
   return NULL;
@@ -165,17 +169,23 @@ void kiln_threadpool_run(kiln_threadpool *tp, int64_t n, int64_t grain, kiln_par
     fn(ctx, 0, n, 0);
     return;
   }
+  /*
+   * The caller never waits for a worker that has not joined: on a loaded machine a worker may not be
+   * scheduled for milliseconds, and waiting for it at every kernel made a run 6x slower. Workers that
+   * joined are waited for (they hold claimed chunks); the rest find the job closed or help with the next.
+   */
+  while (atomic_load(&tp->busy) > 0) cpu_relax(); /* a late joiner of the last job is leaving */
   tp->fn = fn;
   tp->ctx = ctx;
   tp->n = n;
   tp->grain = grain;
   atomic_store(&tp->next, 0);
-  atomic_store(&tp->busy, threads - 1);
-  atomic_fetch_add(&tp->generation, 1); /* publishes the job (seq_cst) */
+  atomic_store(&tp->open, 1);
+  atomic_fetch_add(&tp->generation, 1); /* wakes the spinners (seq_cst after the fields) */
   pthread_mutex_lock(&tp->mu);
   if (tp->sleeping) pthread_cond_broadcast(&tp->wake);
   pthread_mutex_unlock(&tp->mu);
   drain(tp, 0);
-  /* the workers finish their last chunk within microseconds of ours */
-  while (atomic_load(&tp->busy) > 0) cpu_relax();
+  atomic_store(&tp->open, 0);
+  while (atomic_load(&tp->busy) > 0) cpu_relax(); /* joined workers finish their last chunk */
 }
