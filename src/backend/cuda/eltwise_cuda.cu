@@ -1,0 +1,225 @@
+// Elementwise and data-movement kernels (see eltwise_cuda.h).
+#include "backend/cuda/eltwise_cuda.h"
+#include "backend/cuda/cuda_common.cuh"
+
+#include <math.h>
+
+namespace {
+
+constexpr int TPB = 256;
+constexpr unsigned MAX_BLOCKS = 65536u * 4; // grid-stride loops cover larger tensors
+
+unsigned blocks_for(long long n) {
+  unsigned b = kiln_cuda_blocks(n, TPB);
+  return b > MAX_BLOCKS ? MAX_BLOCKS : b;
+}
+
+#define GRID_STRIDE(i, n)                                                                            \
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n);                      \
+       i += (long long)gridDim.x * blockDim.x)
+
+// Output-ordered (channel fastest) so the NHWC stores coalesce; the NCHW reads are strided by hw.
+// Boundary-only, so a tiled shared-memory transpose is not worth its code yet.
+template <typename InT, typename OutT>
+__global__ void nchw_to_nhwc_kernel(const InT *x, OutT *y, long long n, int c, long long hw, long long yps) {
+  GRID_STRIDE(i, n * hw * c) {
+    int ch = (int)(i % c);
+    long long t = i / c, p = t % hw, b = t / hw;
+    kiln_st(y + (b * hw + p) * yps + ch, kiln_ld(x + (b * c + ch) * hw + p));
+  }
+}
+
+template <typename InT, typename OutT>
+__global__ void nhwc_to_nchw_kernel(const InT *x, long long xps, OutT *y, long long n, int c, long long hw) {
+  GRID_STRIDE(i, n * hw * c) {
+    long long p = i % hw, t = i / hw;
+    int ch = (int)(t % c);
+    long long b = t / c;
+    kiln_st(y + i, kiln_ld(x + (b * hw + p) * xps + ch));
+  }
+}
+
+struct Bcast {
+  int rank;
+  long long dims[KILN_CUDA_MAX_RANK], as[KILN_CUDA_MAX_RANK], bs[KILN_CUDA_MAX_RANK];
+};
+
+__device__ __forceinline__ float binop(int op, float a, float b) {
+  switch (op) {
+  case KILN_CUDA_ADD: return a + b;
+  case KILN_CUDA_SUB: return a - b;
+  case KILN_CUDA_MUL: return a * b;
+  case KILN_CUDA_DIV: return a / b;
+  case KILN_CUDA_MAX: return fmaxf(a, b);
+  case KILN_CUDA_MIN: return fminf(a, b);
+  default: return powf(a, b);
+  }
+}
+
+template <typename T>
+__global__ void binary_kernel(int op, const T *a, const T *b, T *y, Bcast bc, long long n) {
+  GRID_STRIDE(i, n) {
+    long long r = i, ao = 0, bo = 0;
+    for (int d = bc.rank - 1; d >= 0; d--) {
+      long long c = r % bc.dims[d];
+      r /= bc.dims[d];
+      ao += c * bc.as[d];
+      bo += c * bc.bs[d];
+    }
+    kiln_st(y + i, binop(op, kiln_ld(a + ao), kiln_ld(b + bo)));
+  }
+}
+
+template <typename T>
+__global__ void act_kernel(const T *x, T *y, long long n, int act, float alpha, float beta) {
+  GRID_STRIDE(i, n) kiln_st(y + i, kiln_cuda_act(kiln_ld(x + i), act, alpha, beta));
+}
+
+struct Perm {
+  int rank;
+  long long out_dims[KILN_CUDA_MAX_RANK], in_strides[KILN_CUDA_MAX_RANK]; // in_strides permuted to out order
+};
+
+template <typename T>
+__global__ void transpose_kernel(const T *x, T *y, Perm pm, long long n) {
+  GRID_STRIDE(i, n) {
+    long long r = i, off = 0;
+    for (int d = pm.rank - 1; d >= 0; d--) {
+      off += (r % pm.out_dims[d]) * pm.in_strides[d];
+      r /= pm.out_dims[d];
+    }
+    y[i] = x[off];
+  }
+}
+
+bool is_float(kiln_cuda_dtype t) { return t == KILN_CUDA_F32 || t == KILN_CUDA_F16; }
+
+} // namespace
+
+extern "C" kiln_status kiln_cuda_nchw_to_nhwc(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt,
+                                              int64_t n, int64_t c, int64_t hw, int64_t yps,
+                                              kiln_cuda_stream stream) {
+  if (!is_float(xt) || !is_float(yt) || n < 0 || c <= 0 || hw < 0 || (yps && yps < c))
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda nchw_to_nhwc: bad type or shape");
+  if (!yps) yps = c;
+  long long total = (long long)n * c * hw;
+  if (!total) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  unsigned g = blocks_for(total);
+  int ci = (int)c;
+  if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const float *)x, (float *)y, n, ci, hw, yps);
+  else if (xt == KILN_CUDA_F32)
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const float *)x, (__half *)y, n, ci, hw, yps);
+  else if (yt == KILN_CUDA_F32)
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const __half *)x, (float *)y, n, ci, hw, yps);
+  else
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const __half *)x, (__half *)y, n, ci, hw, yps);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_nhwc_to_nchw(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,
+                                              kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw,
+                                              kiln_cuda_stream stream) {
+  if (!is_float(xt) || !is_float(yt) || n < 0 || c <= 0 || hw < 0 || (xps && xps < c))
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda nhwc_to_nchw: bad type or shape");
+  if (!xps) xps = c;
+  long long total = (long long)n * c * hw;
+  if (!total) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  unsigned g = blocks_for(total);
+  int ci = (int)c;
+  if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (float *)y, n, ci, hw);
+  else if (xt == KILN_CUDA_F32)
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (__half *)y, n, ci, hw);
+  else if (yt == KILN_CUDA_F32)
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (float *)y, n, ci, hw);
+  else
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (__half *)y, n, ci, hw);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_binary(kiln_cuda_binop op, kiln_cuda_dtype dt, const void *a, int a_rank,
+                                        const int64_t *a_dims, const void *b, int b_rank, const int64_t *b_dims,
+                                        void *y, kiln_cuda_stream stream) {
+  if (!is_float(dt) || a_rank < 0 || b_rank < 0 || a_rank > KILN_CUDA_MAX_RANK || b_rank > KILN_CUDA_MAX_RANK ||
+      (int)op < KILN_CUDA_ADD || (int)op > KILN_CUDA_POW)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda binary: bad op, type or rank");
+  Bcast bc;
+  bc.rank = a_rank > b_rank ? a_rank : b_rank;
+  long long n = 1, sa = 1, sb = 1;
+  // Right-aligned broadcast; strides built from the innermost dim outwards, 0 where a dim stretches.
+  for (int d = bc.rank - 1; d >= 0; d--) {
+    int ia = d - (bc.rank - a_rank), ib = d - (bc.rank - b_rank);
+    long long da = ia >= 0 ? a_dims[ia] : 1, db = ib >= 0 ? b_dims[ib] : 1;
+    if (da != db && da != 1 && db != 1)
+      return kiln_error(KILN_ERR_SHAPE, "cuda binary: dims %lld and %lld do not broadcast", da, db);
+    bc.dims[d] = da > db ? da : db;
+    if (da == 0 || db == 0) bc.dims[d] = 0;
+    bc.as[d] = da == 1 ? 0 : sa;
+    bc.bs[d] = db == 1 ? 0 : sb;
+    sa *= da, sb *= db, n *= bc.dims[d];
+  }
+  if (!n) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  if (dt == KILN_CUDA_F32)
+    binary_kernel<<<blocks_for(n), TPB, 0, s>>>((int)op, (const float *)a, (const float *)b, (float *)y, bc, n);
+  else
+    binary_kernel<<<blocks_for(n), TPB, 0, s>>>((int)op, (const __half *)a, (const __half *)b, (__half *)y, bc, n);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_activation(kiln_cuda_dtype dt, kiln_epilogue ep, int64_t n, const void *x,
+                                            void *y, kiln_cuda_stream stream) {
+  if (!is_float(dt) || n < 0) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda activation: bad type or size");
+  if (!n) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  if (dt == KILN_CUDA_F32)
+    act_kernel<<<blocks_for(n), TPB, 0, s>>>((const float *)x, (float *)y, n, (int)ep.act, ep.alpha, ep.beta);
+  else
+    act_kernel<<<blocks_for(n), TPB, 0, s>>>((const __half *)x, (__half *)y, n, (int)ep.act, ep.alpha, ep.beta);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_transpose(size_t es, int rank, const int64_t *x_dims, const int32_t *perm,
+                                           const void *x, void *y, kiln_cuda_stream stream) {
+  if (rank < 1 || rank > KILN_CUDA_MAX_RANK || (es != 1 && es != 2 && es != 4 && es != 8))
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda transpose: rank %d / element size %zu unsupported", rank, es);
+  long long in_strides[KILN_CUDA_MAX_RANK], st = 1, n = 1;
+  for (int d = rank - 1; d >= 0; d--) in_strides[d] = st, st *= x_dims[d];
+  Perm pm;
+  pm.rank = rank;
+  unsigned seen = 0;
+  for (int d = 0; d < rank; d++) {
+    if (perm[d] < 0 || perm[d] >= rank || (seen >> perm[d] & 1))
+      return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda transpose: perm is not a permutation");
+    seen |= 1u << perm[d];
+    pm.out_dims[d] = x_dims[perm[d]];
+    pm.in_strides[d] = in_strides[perm[d]];
+    n *= pm.out_dims[d];
+  }
+  if (!n) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  unsigned g = blocks_for(n);
+  switch (es) {
+  case 1: transpose_kernel<<<g, TPB, 0, s>>>((const uint8_t *)x, (uint8_t *)y, pm, n); break;
+  case 2: transpose_kernel<<<g, TPB, 0, s>>>((const uint16_t *)x, (uint16_t *)y, pm, n); break;
+  case 4: transpose_kernel<<<g, TPB, 0, s>>>((const uint32_t *)x, (uint32_t *)y, pm, n); break;
+  default: transpose_kernel<<<g, TPB, 0, s>>>((const unsigned long long *)x, (unsigned long long *)y, pm, n); break;
+  }
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_copy_2d(void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                                         size_t row_bytes, size_t rows, kiln_cuda_stream stream) {
+  if (!rows || !row_bytes) return NULL;
+  KILN_CUDA_TRY(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, cudaMemcpyDeviceToDevice,
+                                  (cudaStream_t)stream));
+  return NULL;
+}

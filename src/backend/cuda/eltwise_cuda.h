@@ -1,0 +1,58 @@
+/*
+ * Elementwise and data-movement kernels of the CUDA backend: layout conversion with cast (used only at
+ * the engine boundary: the GPU engine keeps activations NHWC inside), binary ops with numpy broadcast,
+ * activations, Transpose, and the strided 2-D copy that Concat uses when its producers cannot write
+ * into the Concat buffer directly. All run asynchronously on the given stream, allocate nothing and
+ * return an error only for bad arguments or launch failures. Pointers are device pointers.
+ * Simple, correct kernels first (one thread per element, grid-stride loops); tuned versions later.
+ */
+#ifndef KILN_BACKEND_CUDA_ELTWISE_CUDA_H
+#define KILN_BACKEND_CUDA_ELTWISE_CUDA_H
+
+#include "backend/cpu/epilogue.h"
+#include "backend/cuda/cuda_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_CUDA_MAX_RANK 6
+
+/* x: NCHW [n][c][hw] of xt -> y: NHWC [n][hw][y_pixel_stride] of yt (channels 0..c-1 of each pixel;
+ * y_pixel_stride 0 = c). Casts fp32 <-> fp16 (round to nearest even) when the types differ. */
+kiln_status kiln_cuda_nchw_to_nhwc(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt, int64_t n,
+                                   int64_t c, int64_t hw, int64_t y_pixel_stride, kiln_cuda_stream stream);
+/* x: NHWC [n][hw][x_pixel_stride] -> y: NCHW [n][c][hw], with the same casts. */
+kiln_status kiln_cuda_nhwc_to_nchw(const void *x, kiln_cuda_dtype xt, int64_t x_pixel_stride, void *y,
+                                   kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw, kiln_cuda_stream stream);
+
+typedef enum kiln_cuda_binop {
+  KILN_CUDA_ADD = 0, KILN_CUDA_SUB, KILN_CUDA_MUL, KILN_CUDA_DIV, KILN_CUDA_MAX, KILN_CUDA_MIN, KILN_CUDA_POW
+} kiln_cuda_binop;
+
+/* y = a op b with ONNX/numpy multidirectional broadcasting (dims right-aligned, 1 stretches). a, b and y
+ * have type dt (math in fp32); y is dense with the broadcast shape. Ranks <= KILN_CUDA_MAX_RANK. */
+kiln_status kiln_cuda_binary(kiln_cuda_binop op, kiln_cuda_dtype dt, const void *a, int a_rank,
+                             const int64_t *a_dims, const void *b, int b_rank, const int64_t *b_dims, void *y,
+                             kiln_cuda_stream stream);
+
+/* y[i] = act(x[i]) for n elements (SiLU, sigmoid, ReLU, ... as in kiln_epilogue; residual fields ignored).
+ * y may equal x. */
+kiln_status kiln_cuda_activation(kiln_cuda_dtype dt, kiln_epilogue ep, int64_t n, const void *x, void *y,
+                                 kiln_cuda_stream stream);
+
+/* y = transpose(x, perm): y's dim i is x's dim perm[i]. Any element size of 1, 2, 4 or 8 bytes. */
+kiln_status kiln_cuda_transpose(size_t elem_size, int rank, const int64_t *x_dims, const int32_t *perm,
+                                const void *x, void *y, kiln_cuda_stream stream);
+
+/* rows x row_bytes block copy between pitched buffers (cudaMemcpy2DAsync, device to device). Concat of
+ * NHWC along channels: rows = pixels, row_bytes = this input's channels * elem size, dst = buffer +
+ * channel offset, dst_pitch = total channels * elem size. Concat of NCHW along axis a: rows = outer
+ * (product of dims before a), row_bytes = dims[a..] * elem size. */
+kiln_status kiln_cuda_copy_2d(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t row_bytes,
+                              size_t rows, kiln_cuda_stream stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,642 @@
+/* CUDA kernels (src/backend/cuda) against naive host loops, on odd shapes, with outputs poisoned
+ * (0xFF bytes: NaN in fp32 and fp16) before each run so an unwritten element fails, and with the bytes
+ * outside a strided / offset output checked to stay poisoned (Concat buffers written in place).
+ * Without a GPU (CI) or without CUDA at build time every test skips.
+ *
+ * `test_cuda_kernels --bench [batch...]` instead times the convolution paths on YOLOv8n's conv shapes
+ * with CUDA events and prints a table (used by bench/gpu.sh). */
+#include "testlib.h"
+
+#include "backend/cuda/cuda_device.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef KILN_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "backend/cuda/conv_cuda.h"
+#include "backend/cuda/eltwise_cuda.h"
+#include "backend/cuda/spatial_cuda.h"
+#endif
+
+static int have_gpu(void) { return kiln_cuda_device_count() > 0; }
+#define REQUIRE_GPU()                                                                                \
+  do {                                                                                               \
+    if (!have_gpu()) skip();                                                                         \
+  } while (0)
+
+#ifdef KILN_HAVE_CUDA
+
+/* ---- host helpers ------------------------------------------------------------------------------ */
+static uint32_t rng = 12345;
+static float frand(void) { /* uniform [-1, 1) */
+  rng = rng * 1664525u + 1013904223u;
+  return (float)((rng >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static uint16_t f2h(float f) { /* round to nearest even */
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+  if (a >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0));
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+  if (a < 0x38800000u) {
+    float v;
+    memcpy(&v, &a, 4);
+    return (uint16_t)(sign | (uint32_t)lrintf(v * 16777216.0f));
+  }
+  uint32_t h = (((a >> 23) - 112) << 10) | ((a & 0x7fffffu) >> 13), rem = a & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+static float h2f(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, x;
+  if (e == 0) {
+    float v = (float)m / 16777216.0f;
+    return sign ? -v : v;
+  }
+  if (e == 31) x = sign | 0x7f800000u | (m << 13);
+  else x = sign | ((e + 112) << 23) | (m << 13);
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+static float round_h(float f) { return h2f(f2h(f)); }
+
+/* A host tensor of n floats plus its device copy in dtype dt. */
+typedef struct dbuf {
+  void *d;
+  size_t n, es;
+  kiln_cuda_dtype dt;
+} dbuf;
+
+static dbuf dev_new(size_t n, kiln_cuda_dtype dt) {
+  dbuf b = {NULL, n, dt == KILN_CUDA_F16 ? 2 : 4, dt};
+  assert_int_equal(cudaMalloc(&b.d, n * b.es + 16), cudaSuccess);
+  assert_int_equal(cudaMemset(b.d, 0xFF, n * b.es + 16), cudaSuccess); /* poison: NaN */
+  return b;
+}
+static dbuf dev_up(const float *h, size_t n, kiln_cuda_dtype dt) {
+  dbuf b = dev_new(n, dt);
+  void *tmp = malloc(n * b.es);
+  for (size_t i = 0; i < n; i++) {
+    if (dt == KILN_CUDA_F16) ((uint16_t *)tmp)[i] = f2h(h[i]);
+    else ((float *)tmp)[i] = h[i];
+  }
+  assert_int_equal(cudaMemcpy(b.d, tmp, n * b.es, cudaMemcpyHostToDevice), cudaSuccess);
+  free(tmp);
+  return b;
+}
+/* Download as floats; raw poison (all-ones bytes) comes back as NaN either way. */
+static float *dev_down(const dbuf *b) {
+  assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+  void *tmp = malloc(b->n * b->es);
+  assert_int_equal(cudaMemcpy(tmp, b->d, b->n * b->es, cudaMemcpyDeviceToHost), cudaSuccess);
+  float *out = malloc(b->n * sizeof(float));
+  for (size_t i = 0; i < b->n; i++) out[i] = b->dt == KILN_CUDA_F16 ? h2f(((uint16_t *)tmp)[i]) : ((float *)tmp)[i];
+  free(tmp);
+  return out;
+}
+static void dev_free(dbuf *b) { cudaFree(b->d); }
+
+static float *rand_vec(size_t n, int round16) {
+  float *v = malloc(n * sizeof(float));
+  for (size_t i = 0; i < n; i++) v[i] = round16 ? round_h(frand()) : frand();
+  return v;
+}
+
+/* Element i must be close to want; poison (NaN) or a wrong value fails with its index. */
+static void check_close(const char *what, size_t i, float got, double want, double tol) {
+  if (!(fabs((double)got - want) <= tol * (1.0 + fabs(want)))) {
+    print_error("%s: element %zu: got %.7g, want %.7g (tol %g)\n", what, i, got, want, tol);
+    fail();
+  }
+}
+
+static double act_ref(double v, kiln_epilogue ep) {
+  switch (ep.act) {
+  case KILN_ACT_RELU: return v > 0 ? v : 0;
+  case KILN_ACT_LEAKY_RELU: return v < 0 ? ep.alpha * v : v;
+  case KILN_ACT_SIGMOID: return 1 / (1 + exp(-v));
+  case KILN_ACT_SILU: return v / (1 + exp(-v));
+  default: return v;
+  }
+}
+
+/* ---- convolution ------------------------------------------------------------------------------- */
+typedef struct conv_case {
+  int n, ic, ih, iw, oc, kh, kw, s, pad, dil, g;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {2, 3, 17, 19, 13, 3, 3, 2, 1, 1, 1},   /* first-layer like: IC 3, scalar gather */
+    {1, 16, 15, 13, 40, 3, 3, 1, 1, 1, 1},  /* vec8 path, OC not a tile multiple */
+    {2, 24, 11, 9, 70, 1, 1, 1, 0, 1, 1},   /* 1x1 */
+    {1, 32, 9, 10, 33, 3, 3, 2, 1, 2, 1},   /* dilation 2, stride 2 */
+    {1, 8, 7, 9, 8, 5, 5, 1, 2, 1, 1},      /* 5x5 */
+    {3, 40, 6, 5, 129, 3, 3, 1, 1, 1, 1},   /* K spans several tiles, 3 images */
+    {2, 24, 9, 11, 24, 3, 3, 2, 1, 1, 24},  /* depthwise */
+    {1, 12, 8, 7, 18, 3, 3, 1, 1, 1, 3},    /* grouped */
+};
+
+/* Runs one conv case through the API and checks it against a double-precision host loop that uses the
+ * same (fp16-rounded, for fp16) inputs. Output written at channel offset 3 of a pixel stride oc + 5. */
+static void run_conv_case(const conv_case *c, kiln_cuda_dtype compute, kiln_cuda_dtype out_dt, kiln_epilogue ep,
+                          int with_res) {
+  int oh = (c->ih + 2 * c->pad - c->dil * (c->kh - 1) - 1) / c->s + 1;
+  int ow = (c->iw + 2 * c->pad - c->dil * (c->kw - 1) - 1) / c->s + 1;
+  int icg = c->ic / c->g, ocg = c->oc / c->g;
+  const int off = 3, ops = c->oc + 5;
+  int r16 = compute == KILN_CUDA_F16;
+  size_t nx = (size_t)c->n * c->ih * c->iw * c->ic, nw = (size_t)c->oc * icg * c->kh * c->kw;
+  size_t npix = (size_t)c->n * oh * ow;
+  float *x = rand_vec(nx, r16), *w = rand_vec(nw, r16), *bias = rand_vec((size_t)c->oc, 0);
+  float *res = rand_vec(npix * c->oc, out_dt == KILN_CUDA_F16);
+
+  kiln_cuda_conv_desc d;
+  memset(&d, 0, sizeof d);
+  d.batch = c->n, d.in_c = c->ic, d.in_h = c->ih, d.in_w = c->iw, d.out_c = c->oc, d.out_h = oh, d.out_w = ow;
+  d.kernel_h = c->kh, d.kernel_w = c->kw, d.stride_h = d.stride_w = c->s, d.pad_top = d.pad_left = c->pad;
+  d.dilation_h = d.dilation_w = c->dil, d.group = c->g;
+  d.out_pixel_stride = ops, d.out_c_offset = off;
+  d.compute = compute, d.out_dtype = out_dt, d.has_bias = 1, d.has_residual = with_res, d.epilogue = ep;
+  ASSERT_OK(kiln_cuda_conv_validate(&d));
+  size_t psz = kiln_cuda_conv_packed_size(&d);
+  assert_int_equal(psz % 256, 0);
+  void *blob = malloc(psz);
+  ASSERT_OK(kiln_cuda_conv_pack(&d, w, bias, blob));
+  void *dblob;
+  assert_int_equal(cudaMalloc(&dblob, psz), cudaSuccess);
+  assert_int_equal(cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice), cudaSuccess);
+  dbuf dx = dev_up(x, nx, compute), dres = dev_up(res, npix * c->oc, out_dt), dy = dev_new(npix * ops, out_dt);
+  assert_int_equal(kiln_cuda_conv_workspace_size(&d), 0);
+  ASSERT_OK(kiln_cuda_conv_run(&d, dblob, dx.d, with_res ? dres.d : NULL, dy.d, NULL, NULL));
+  float *y = dev_down(&dy);
+
+  double tol = compute == KILN_CUDA_F32 ? 1e-4 : (out_dt == KILN_CUDA_F16 ? 1e-2 : 5e-3);
+  char what[160];
+  snprintf(what, sizeof what, "conv %s n%d ic%d %dx%d oc%d k%dx%d s%d p%d d%d g%d act%d res%d",
+           kiln_cuda_conv_kernel_name(&d), c->n, c->ic, c->ih, c->iw, c->oc, c->kh, c->kw, c->s, c->pad, c->dil,
+           c->g, (int)ep.act, with_res);
+  for (int b = 0; b < c->n; b++)
+    for (int y0 = 0; y0 < oh; y0++)
+      for (int x0 = 0; x0 < ow; x0++) {
+        size_t pix = ((size_t)b * oh + y0) * ow + x0;
+        for (int o = 0; o < ops; o++) {
+          float got = y[pix * ops + o];
+          int oc = o - off;
+          if (oc < 0 || oc >= c->oc) { /* outside this conv's channels: must stay poisoned */
+            if (!isnan(got)) {
+              print_error("%s: wrote outside its channels at pixel %zu channel %d\n", what, pix, o);
+              fail();
+            }
+            continue;
+          }
+          double acc = bias[oc];
+          int grp = oc / ocg;
+          for (int kh = 0; kh < c->kh; kh++)
+            for (int kw = 0; kw < c->kw; kw++) {
+              int ih = y0 * c->s - c->pad + kh * c->dil, iw = x0 * c->s - c->pad + kw * c->dil;
+              if (ih < 0 || ih >= c->ih || iw < 0 || iw >= c->iw) continue;
+              for (int ci = 0; ci < icg; ci++)
+                acc += (double)x[(((size_t)b * c->ih + ih) * c->iw + iw) * c->ic + grp * icg + ci] *
+                       w[(((size_t)oc * icg + ci) * c->kh + kh) * c->kw + kw];
+            }
+          double r = with_res ? res[pix * c->oc + oc] : 0;
+          if (ep.residual_before_act) acc += r;
+          acc = act_ref(acc, ep);
+          if (!ep.residual_before_act) acc += r;
+          check_close(what, pix * ops + o, got, acc, tol);
+        }
+      }
+  free(y), free(x), free(w), free(bias), free(res), free(blob);
+  cudaFree(dblob);
+  dev_free(&dx), dev_free(&dres), dev_free(&dy);
+}
+
+static void conv_all(kiln_cuda_dtype compute, kiln_cuda_dtype out_dt) {
+  kiln_epilogue eps[4] = {{KILN_ACT_SILU, 0, 0, 0}, {KILN_ACT_NONE, 0, 0, 0}, {KILN_ACT_RELU, 0, 0, 1},
+                          {KILN_ACT_LEAKY_RELU, 0.1f, 0, 0}};
+  for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+    int e = (int)(i % 4);
+    run_conv_case(&conv_cases[i], compute, out_dt, eps[e], e >= 1);
+    run_conv_case(&conv_cases[i], compute, out_dt, (kiln_epilogue){KILN_ACT_SIGMOID, 0, 0, 0}, 0);
+  }
+}
+
+static void test_conv_f16_out_f16(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  conv_all(KILN_CUDA_F16, KILN_CUDA_F16);
+}
+static void test_conv_f16_out_f32(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  conv_all(KILN_CUDA_F16, KILN_CUDA_F32);
+}
+static void test_conv_f32_exact(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  conv_all(KILN_CUDA_F32, KILN_CUDA_F32);
+}
+
+static void test_conv_validate(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  kiln_cuda_conv_desc d;
+  memset(&d, 0, sizeof d);
+  d.batch = 1, d.in_c = 6, d.in_h = d.in_w = 4, d.out_c = 4, d.out_h = d.out_w = 4, d.kernel_h = d.kernel_w = 1;
+  d.stride_h = d.stride_w = d.dilation_h = d.dilation_w = 1, d.group = 4;
+  d.compute = d.out_dtype = KILN_CUDA_F32;
+  expect_error(kiln_cuda_conv_validate(&d), KILN_ERR_SHAPE, "group");
+  d.group = 1, d.out_dtype = KILN_CUDA_F16;
+  expect_error(kiln_cuda_conv_validate(&d), KILN_ERR_UNSUPPORTED, "fp32");
+}
+
+/* ---- layout conversion ------------------------------------------------------------------------- */
+static void test_layout(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int n = 2, c = 5, h = 7, w = 9, hw = h * w, yps = 8;
+  float *x = rand_vec((size_t)n * c * hw, 0);
+  dbuf dx = dev_up(x, (size_t)n * c * hw, KILN_CUDA_F32);
+  dbuf dh = dev_new((size_t)n * hw * yps, KILN_CUDA_F16);
+  ASSERT_OK(kiln_cuda_nchw_to_nhwc(dx.d, KILN_CUDA_F32, dh.d, KILN_CUDA_F16, n, c, hw, yps, NULL));
+  float *yh = dev_down(&dh);
+  for (int b = 0; b < n; b++)
+    for (int p = 0; p < hw; p++)
+      for (int ch = 0; ch < yps; ch++) {
+        float got = yh[((size_t)b * hw + p) * yps + ch];
+        if (ch >= c) assert_true(isnan(got));
+        else check_close("nchw_to_nhwc", (size_t)p, got, round_h(x[((size_t)b * c + ch) * hw + p]), 0);
+      }
+  dbuf dback = dev_new((size_t)n * c * hw, KILN_CUDA_F32);
+  ASSERT_OK(kiln_cuda_nhwc_to_nchw(dh.d, KILN_CUDA_F16, yps, dback.d, KILN_CUDA_F32, n, c, hw, NULL));
+  float *back = dev_down(&dback);
+  for (size_t i = 0; i < (size_t)n * c * hw; i++) check_close("nhwc_to_nchw", i, back[i], round_h(x[i]), 0);
+  free(x), free(yh), free(back);
+  dev_free(&dx), dev_free(&dh), dev_free(&dback);
+}
+
+/* ---- MaxPool / Resize ---------------------------------------------------------------------------- */
+static void pool_case(kiln_cuda_dtype dt, int n, int c, int ih, int iw, int k, int s, int pad, int ips, int ops) {
+  int oh = (ih + 2 * pad - k) / s + 1, ow = (iw + 2 * pad - k) / s + 1;
+  kiln_cuda_pool_desc d = {n, c, ih, iw, oh, ow, k, k, s, s, pad, pad, 1, 1, ips, ops, dt};
+  if (!ips) ips = c; /* 0 means dense */
+  if (!ops) ops = c;
+  size_t nx = (size_t)n * ih * iw * ips;
+  float *x = rand_vec(nx, dt == KILN_CUDA_F16);
+  dbuf dx = dev_up(x, nx, dt), dy = dev_new((size_t)n * oh * ow * ops, dt);
+  ASSERT_OK(kiln_cuda_maxpool2d_nhwc(&d, dx.d, dy.d, NULL));
+  float *y = dev_down(&dy);
+  for (int b = 0; b < n; b++)
+    for (int y0 = 0; y0 < oh; y0++)
+      for (int x0 = 0; x0 < ow; x0++)
+        for (int ch = 0; ch < ops; ch++) {
+          size_t o = (((size_t)b * oh + y0) * ow + x0) * ops + ch;
+          if (ch >= c) {
+            assert_true(isnan(y[o]));
+            continue;
+          }
+          float m = -INFINITY;
+          for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++) {
+              int yy = y0 * s - pad + kh, xx = x0 * s - pad + kw;
+              if (yy >= 0 && yy < ih && xx >= 0 && xx < iw) {
+                float v = x[(((size_t)b * ih + yy) * iw + xx) * ips + ch];
+                if (v > m) m = v;
+              }
+            }
+          check_close("maxpool", o, y[o], m, 0);
+        }
+  free(x), free(y);
+  dev_free(&dx), dev_free(&dy);
+}
+
+static void test_maxpool(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  pool_case(KILN_CUDA_F16, 2, 13, 11, 9, 5, 1, 2, 16, 20); /* SPPF: 5x5 s1 p2 into a Concat slice */
+  pool_case(KILN_CUDA_F32, 1, 7, 9, 10, 3, 2, 1, 7, 7);
+  pool_case(KILN_CUDA_F32, 3, 4, 8, 8, 2, 2, 0, 0, 0);
+}
+
+static void test_resize(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int n = 2, c = 11, ih = 5, iw = 7, ips = 12, ops = 17, sh = 2, sw = 3;
+  size_t nx = (size_t)n * ih * iw * ips, ny = (size_t)n * ih * sh * iw * sw * ops;
+  float *x = rand_vec(nx, 1);
+  dbuf dx = dev_up(x, nx, KILN_CUDA_F16), dy = dev_new(ny, KILN_CUDA_F16);
+  ASSERT_OK(kiln_cuda_resize_nearest_nhwc(KILN_CUDA_F16, n, c, ih, iw, sh, sw, dx.d, ips, dy.d, ops, NULL));
+  float *y = dev_down(&dy);
+  for (int b = 0; b < n; b++)
+    for (int y0 = 0; y0 < ih * sh; y0++)
+      for (int x0 = 0; x0 < iw * sw; x0++)
+        for (int ch = 0; ch < ops; ch++) {
+          size_t o = (((size_t)b * ih * sh + y0) * iw * sw + x0) * ops + ch;
+          if (ch >= c) assert_true(isnan(y[o]));
+          else check_close("resize", o, y[o], x[(((size_t)b * ih + y0 / sh) * iw + x0 / sw) * ips + ch], 0);
+        }
+  free(x), free(y);
+  dev_free(&dx), dev_free(&dy);
+}
+
+/* ---- Softmax ------------------------------------------------------------------------------------ */
+static void softmax_case(kiln_cuda_dtype dt, int outer, int axis, int inner) {
+  size_t n = (size_t)outer * axis * inner;
+  float *x = rand_vec(n, dt == KILN_CUDA_F16);
+  for (size_t i = 0; i < n; i++) x[i] *= 4;
+  dbuf dx = dev_up(x, n, dt), dy = dev_new(n, dt);
+  ASSERT_OK(kiln_cuda_softmax(dt, outer, axis, inner, dx.d, dy.d, NULL));
+  float *y = dev_down(&dy);
+  for (int o = 0; o < outer; o++)
+    for (int in = 0; in < inner; in++) {
+      double m = -INFINITY, s = 0;
+      for (int j = 0; j < axis; j++) m = fmax(m, x[((size_t)o * axis + j) * inner + in]);
+      for (int j = 0; j < axis; j++) s += exp(x[((size_t)o * axis + j) * inner + in] - m);
+      for (int j = 0; j < axis; j++) {
+        size_t i = ((size_t)o * axis + j) * inner + in;
+        check_close("softmax", i, y[i], exp(x[i] - m) / s, dt == KILN_CUDA_F16 ? 1e-2 : 1e-5);
+      }
+    }
+  free(x), free(y);
+  dev_free(&dx), dev_free(&dy);
+}
+
+static void test_softmax(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  softmax_case(KILN_CUDA_F32, 37, 16, 1);  /* DFL-like rows */
+  softmax_case(KILN_CUDA_F32, 3, 77, 1);   /* rows longer than a warp */
+  softmax_case(KILN_CUDA_F32, 4, 16, 33);  /* YOLOv8 DFL: axis in the middle */
+  softmax_case(KILN_CUDA_F16, 5, 9, 7);
+  softmax_case(KILN_CUDA_F16, 11, 45, 1);
+}
+
+/* ---- Transpose ---------------------------------------------------------------------------------- */
+static void test_transpose(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int64_t dims[4] = {2, 3, 5, 7};
+  const int32_t perm[4] = {0, 2, 3, 1};
+  size_t n = 2 * 3 * 5 * 7;
+  float *x = rand_vec(n, 0);
+  dbuf dx = dev_up(x, n, KILN_CUDA_F32), dy = dev_new(n, KILN_CUDA_F32);
+  ASSERT_OK(kiln_cuda_transpose(4, 4, dims, perm, dx.d, dy.d, NULL));
+  float *y = dev_down(&dy);
+  size_t i = 0;
+  for (int a = 0; a < 2; a++)
+    for (int c = 0; c < 5; c++)
+      for (int d = 0; d < 7; d++)
+        for (int b = 0; b < 3; b++, i++) check_close("transpose", i, y[i], x[((a * 3 + b) * 5 + c) * 7 + d], 0);
+  free(y);
+  /* rank 3, 2-byte elements: [84][1][33] -> [1][33][84] (YOLOv8's output transpose, small) */
+  const int64_t d3[3] = {84, 1, 33};
+  const int32_t p3[3] = {1, 2, 0};
+  n = 84 * 33;
+  float *x3 = rand_vec(n, 1);
+  dbuf dx3 = dev_up(x3, n, KILN_CUDA_F16), dy3 = dev_new(n, KILN_CUDA_F16);
+  ASSERT_OK(kiln_cuda_transpose(2, 3, d3, p3, dx3.d, dy3.d, NULL));
+  float *y3 = dev_down(&dy3);
+  for (int j = 0; j < 33; j++)
+    for (int k = 0; k < 84; k++) check_close("transpose3", (size_t)j, y3[j * 84 + k], x3[k * 33 + j], 0);
+  expect_error(kiln_cuda_transpose(4, 2, dims, (const int32_t[]){0, 0}, dx.d, dy.d, NULL), KILN_ERR_INVALID_ARGUMENT,
+               "permutation");
+  free(x), free(x3), free(y3);
+  dev_free(&dx), dev_free(&dy), dev_free(&dx3), dev_free(&dy3);
+}
+
+/* ---- binary with broadcast, activation, concat copy --------------------------------------------- */
+static double binop_ref(kiln_cuda_binop op, double a, double b) {
+  switch (op) {
+  case KILN_CUDA_ADD: return a + b;
+  case KILN_CUDA_SUB: return a - b;
+  case KILN_CUDA_MUL: return a * b;
+  case KILN_CUDA_DIV: return a / b;
+  case KILN_CUDA_MAX: return a > b ? a : b;
+  case KILN_CUDA_MIN: return a < b ? a : b;
+  default: return pow(a, b);
+  }
+}
+
+static void test_binary(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int64_t ad[4] = {2, 3, 5, 7}, bd[3] = {3, 1, 7};
+  size_t na = 210, nb = 21;
+  float *a = rand_vec(na, 1), *b = rand_vec(nb, 1);
+  for (size_t i = 0; i < na; i++) a[i] = round_h(fabsf(a[i]) + 0.5f); /* positive: DIV and POW stay tame */
+  for (size_t i = 0; i < nb; i++) b[i] = round_h(fabsf(b[i]) + 0.5f);
+  for (int t = 0; t < 2; t++) {
+    kiln_cuda_dtype dt = t ? KILN_CUDA_F16 : KILN_CUDA_F32;
+    dbuf da = dev_up(a, na, dt), db = dev_up(b, nb, dt);
+    for (int op = KILN_CUDA_ADD; op <= KILN_CUDA_POW; op++) {
+      dbuf dy = dev_new(na, dt);
+      /* b op a exercises the stretch on the other side */
+      ASSERT_OK(kiln_cuda_binary((kiln_cuda_binop)op, dt, db.d, 3, bd, da.d, 4, ad, dy.d, NULL));
+      float *y = dev_down(&dy);
+      for (int i0 = 0; i0 < 2; i0++)
+        for (int i1 = 0; i1 < 3; i1++)
+          for (int i2 = 0; i2 < 5; i2++)
+            for (int i3 = 0; i3 < 7; i3++) {
+              size_t i = ((size_t)(i0 * 3 + i1) * 5 + i2) * 7 + i3;
+              check_close("binary", i, y[i], binop_ref((kiln_cuda_binop)op, b[i1 * 7 + i3], a[i]), t ? 1e-2 : 1e-5);
+            }
+      free(y);
+      dev_free(&dy);
+    }
+    dev_free(&da), dev_free(&db);
+  }
+  const int64_t bad[1] = {4};
+  expect_error(kiln_cuda_binary(KILN_CUDA_ADD, KILN_CUDA_F32, NULL, 4, ad, NULL, 1, bad, NULL, NULL), KILN_ERR_SHAPE,
+               "broadcast");
+  free(a), free(b);
+}
+
+static void test_activation(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  size_t n = 1001;
+  float *x = rand_vec(n, 1);
+  for (size_t i = 0; i < n; i++) x[i] = round_h(x[i] * 8);
+  kiln_act acts[3] = {KILN_ACT_SILU, KILN_ACT_SIGMOID, KILN_ACT_RELU};
+  for (int t = 0; t < 2; t++)
+    for (int a = 0; a < 3; a++) {
+      kiln_cuda_dtype dt = t ? KILN_CUDA_F16 : KILN_CUDA_F32;
+      kiln_epilogue ep = {acts[a], 0, 0, 0};
+      dbuf dx = dev_up(x, n, dt), dy = dev_new(n, dt);
+      ASSERT_OK(kiln_cuda_activation(dt, ep, (int64_t)n, dx.d, dy.d, NULL));
+      float *y = dev_down(&dy);
+      for (size_t i = 0; i < n; i++) check_close("activation", i, y[i], act_ref(x[i], ep), t ? 1e-2 : 1e-5);
+      free(y);
+      dev_free(&dx), dev_free(&dy);
+    }
+  free(x);
+}
+
+static void test_concat_copy(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const size_t pix = 37, c = 5, total = 12, off = 4;
+  float *x = rand_vec(pix * c, 0);
+  dbuf dx = dev_up(x, pix * c, KILN_CUDA_F32), dy = dev_new(pix * total, KILN_CUDA_F32);
+  ASSERT_OK(kiln_cuda_copy_2d((float *)dy.d + off, total * 4, dx.d, c * 4, c * 4, pix, NULL));
+  float *y = dev_down(&dy);
+  for (size_t p = 0; p < pix; p++)
+    for (size_t ch = 0; ch < total; ch++) {
+      float got = y[p * total + ch];
+      if (ch < off || ch >= off + c) assert_true(isnan(got));
+      else check_close("concat", p, got, x[p * c + ch - off], 0);
+    }
+  free(x), free(y);
+  dev_free(&dx), dev_free(&dy);
+}
+
+/* ---- microbenchmark: YOLOv8n conv shapes (640x640) ------------------------------------------- */
+typedef struct bench_shape {
+  const char *name;
+  int count; /* how many convs of this shape yolov8n has */
+  int ic, h, w, oc, k, s;
+} bench_shape;
+
+static const bench_shape yolo_convs[] = {
+    {"b0 stem", 1, 3, 640, 640, 16, 3, 2},   {"b1 down", 1, 16, 320, 320, 32, 3, 2},
+    {"b2 cv1", 1, 32, 160, 160, 32, 1, 1},   {"b2 m3x3", 2, 16, 160, 160, 16, 3, 1},
+    {"b2 cv2", 1, 48, 160, 160, 32, 1, 1},   {"b3 down", 1, 32, 160, 160, 64, 3, 2},
+    {"b4 cv1", 1, 64, 80, 80, 64, 1, 1},     {"b4/h15 m3x3", 6, 32, 80, 80, 32, 3, 1},
+    {"b4 cv2", 1, 128, 80, 80, 64, 1, 1},    {"b5 down", 1, 64, 80, 80, 128, 3, 2},
+    {"b6 cv1", 1, 128, 40, 40, 128, 1, 1},   {"b6/h m3x3", 8, 64, 40, 40, 64, 3, 1},
+    {"b6 cv2", 1, 256, 40, 40, 128, 1, 1},   {"b7 down", 1, 128, 40, 40, 256, 3, 2},
+    {"b8 cv1", 1, 256, 20, 20, 256, 1, 1},   {"b8/h m3x3", 4, 128, 20, 20, 128, 3, 1},
+    {"b8/h cv2", 2, 384, 20, 20, 256, 1, 1}, {"sppf cv1", 1, 256, 20, 20, 128, 1, 1},
+    {"sppf cv2", 1, 512, 20, 20, 256, 1, 1}, {"h12 cv1", 1, 384, 40, 40, 128, 1, 1},
+    {"h12/18 cv2", 2, 192, 40, 40, 128, 1, 1}, {"h15 cv1", 1, 192, 80, 80, 64, 1, 1},
+    {"h15 cv2", 1, 96, 80, 80, 64, 1, 1},    {"h16 down", 1, 64, 80, 80, 64, 3, 2},
+    {"h18 cv1", 1, 192, 40, 40, 128, 1, 1},  {"h19 down", 1, 128, 40, 40, 128, 3, 2},
+    {"h21 cv1", 1, 384, 20, 20, 256, 1, 1},  {"P3 box 3x3", 2, 64, 80, 80, 64, 3, 1},
+    {"P3 cls 3x3a", 1, 64, 80, 80, 80, 3, 1}, {"P3 cls 3x3b", 1, 80, 80, 80, 80, 3, 1},
+    {"P3 box 1x1", 1, 64, 80, 80, 64, 1, 1}, {"P3 cls 1x1", 1, 80, 80, 80, 80, 1, 1},
+    {"P4 box 3x3a", 1, 128, 40, 40, 64, 3, 1}, {"P4 box 3x3b", 1, 64, 40, 40, 64, 3, 1},
+    {"P4 cls 3x3a", 1, 128, 40, 40, 80, 3, 1}, {"P4 cls 3x3b", 1, 80, 40, 40, 80, 3, 1},
+    {"P5 box 3x3a", 1, 256, 20, 20, 64, 3, 1}, {"P5 box 3x3b", 1, 64, 20, 20, 64, 3, 1},
+    {"P5 cls 3x3a", 1, 256, 20, 20, 80, 3, 1}, {"P5 cls 3x3b", 1, 80, 20, 20, 80, 3, 1},
+};
+
+static float time_conv(const kiln_cuda_conv_desc *d, const void *blob, const void *x, void *y, int iters) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0), cudaEventCreate(&e1);
+  for (int i = 0; i < 3; i++) kiln_status_destroy(kiln_cuda_conv_run(d, blob, x, NULL, y, NULL, NULL));
+  cudaEventRecord(e0, 0);
+  for (int i = 0; i < iters; i++) kiln_status_destroy(kiln_cuda_conv_run(d, blob, x, NULL, y, NULL, NULL));
+  cudaEventRecord(e1, 0);
+  cudaEventSynchronize(e1);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, e0, e1);
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  return ms / iters;
+}
+
+static int bench(int batch) {
+  kiln_cuda_device_info info;
+  kiln_status st = kiln_cuda_device_query(0, &info);
+  if (st) {
+    fprintf(stderr, "%s\n", kiln_status_message(st));
+    return 1;
+  }
+  printf("\n# conv microbenchmark: YOLOv8n 640x640 conv shapes, batch %d, %s (sm_%d%d, %d SMs)\n", batch,
+         info.name, info.cc_major, info.cc_minor, info.sm_count);
+  printf("# fp16: %s-style tensor-core path, fp16 out, SiLU+bias epilogue; vs ~990 dense fp16 TFLOP/s\n",
+         "mma.sync");
+  printf("# fp32: exact FMA path; vs ~67 fp32 TFLOP/s. Times: CUDA events, mean of back-to-back runs.\n");
+  printf("%-13s %3s %4s %4s %4s %4s %2s %1s | %-24s %9s %7s %6s | %9s %7s\n", "layer", "cnt", "ic", "hw", "oc", "",
+         "k", "s", "fp16 kernel", "us", "TFLOP/s", "%peak", "fp32 us", "TFLOP/s");
+  double tot16 = 0, tot32 = 0, flops_all = 0;
+  for (size_t i = 0; i < sizeof yolo_convs / sizeof yolo_convs[0]; i++) {
+    const bench_shape *b = &yolo_convs[i];
+    int pad = b->k / 2, oh = (b->h + 2 * pad - b->k) / b->s + 1, ow = (b->w + 2 * pad - b->k) / b->s + 1;
+    double flops = 2.0 * batch * oh * ow * b->oc * (double)b->ic * b->k * b->k;
+    float t[2];
+    const char *kname = "";
+    for (int p = 0; p < 2; p++) {
+      kiln_cuda_conv_desc d;
+      memset(&d, 0, sizeof d);
+      d.batch = batch, d.in_c = b->ic, d.in_h = b->h, d.in_w = b->w, d.out_c = b->oc, d.out_h = oh, d.out_w = ow;
+      d.kernel_h = d.kernel_w = b->k, d.stride_h = d.stride_w = b->s, d.pad_top = d.pad_left = pad;
+      d.dilation_h = d.dilation_w = 1, d.group = 1;
+      d.compute = d.out_dtype = p ? KILN_CUDA_F32 : KILN_CUDA_F16;
+      d.has_bias = 1, d.epilogue.act = KILN_ACT_SILU;
+      size_t nw = (size_t)b->oc * b->ic * b->k * b->k, psz = kiln_cuda_conv_packed_size(&d);
+      float *w = rand_vec(nw, 0), *bias = rand_vec((size_t)b->oc, 0);
+      for (size_t j = 0; j < nw; j++) w[j] *= 0.05f;
+      void *blob = malloc(psz), *dblob, *dx, *dy;
+      kiln_status ps = kiln_cuda_conv_pack(&d, w, bias, blob);
+      if (ps) {
+        fprintf(stderr, "%s\n", kiln_status_message(ps));
+        return 1;
+      }
+      size_t es = p ? 4 : 2;
+      size_t nx = (size_t)batch * b->h * b->w * b->ic, ny = (size_t)batch * oh * ow * b->oc;
+      cudaMalloc(&dblob, psz), cudaMalloc(&dx, nx * es), cudaMalloc(&dy, ny * es);
+      cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice);
+      cudaMemset(dx, 0x11, nx * es); /* small finite values in both fp16 and fp32 */
+      int iters = flops * 20 > 1e12 ? 20 : 100;
+      t[p] = time_conv(&d, dblob, dx, dy, iters);
+      if (!p) kname = kiln_cuda_conv_kernel_name(&d);
+      cudaFree(dblob), cudaFree(dx), cudaFree(dy);
+      free(blob), free(w), free(bias);
+    }
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+      fprintf(stderr, "CUDA error: %s\n", cudaGetErrorString(e));
+      return 1;
+    }
+    double tf16 = flops / (t[0] * 1e-3) / 1e12, tf32 = flops / (t[1] * 1e-3) / 1e12;
+    printf("%-13s %3d %4d %4d %4d %4s %2d %1d | %-24s %9.1f %7.1f %5.1f%% | %9.1f %7.1f\n", b->name, b->count, b->ic,
+           b->h, b->oc, "", b->k, b->s, kname, t[0] * 1e3, tf16, 100 * tf16 / 990, t[1] * 1e3, tf32);
+    tot16 += b->count * t[0], tot32 += b->count * t[1], flops_all += b->count * flops;
+  }
+  printf("# all %d-image yolov8n convs (weighted by count): fp16 %.3f ms (%.1f TFLOP/s), fp32 %.3f ms (%.1f TFLOP/s),"
+         " %.2f GFLOP\n",
+         batch, tot16, flops_all / (tot16 * 1e-3) / 1e12, tot32, flops_all / (tot32 * 1e-3) / 1e12, flops_all / 1e9);
+  return 0;
+}
+
+#define GPU_TESTS                                                                                    \
+  cmocka_unit_test(test_conv_validate), cmocka_unit_test(test_conv_f16_out_f16),                     \
+      cmocka_unit_test(test_conv_f16_out_f32), cmocka_unit_test(test_conv_f32_exact),                \
+      cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_resize),  \
+      cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
+      cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy)
+
+#else /* no CUDA at build time: one test that skips */
+
+static void test_cuda_not_built(void **state) {
+  (void)state;
+  skip();
+}
+static int bench(int batch) {
+  (void)batch;
+  fprintf(stderr, "kiln was built without CUDA\n");
+  return 1;
+}
+#define GPU_TESTS cmocka_unit_test(test_cuda_not_built)
+#endif
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
+    if (!have_gpu()) {
+      fprintf(stderr, "no CUDA device\n");
+      return 1;
+    }
+    int rc = 0;
+    if (argc == 2) return bench(1);
+    for (int i = 2; i < argc; i++) rc |= bench(atoi(argv[i]));
+    return rc;
+  }
+  const struct CMUnitTest tests[] = {GPU_TESTS};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
