@@ -242,6 +242,7 @@ static kiln_status conv_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   s->desc = lp.desc;
   s->desc.isa = kiln_cpu_isa();
   s->packed = e->weights + lp.packed_offset;
+  L->workspace = kiln_cpu_conv_workspace_size(&s->desc, 1);
   L->state = s;
   return NULL;
 }

@@ -660,6 +660,7 @@ static kiln_status gemm_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
     }
     kiln_fast_gemm_pack_b(&s->p.d, (const float *)(e->weights + bt->offset), s->packed, NULL);
   }
+  L->workspace = gp.pack_at_load ? 0 : kiln_fast_gemm_workspace_size(&s->p.d);
   if (gp.c_input >= 0) {
     /* Y[M][N] <- C broadcast (C is [], [N], [1,N], [M,1], [M,N] ...) */
     const kiln_tensor_rec *ct = &e->tensors[L->in[gp.c_input]];

@@ -57,7 +57,7 @@ kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opts
   KILN_CHECK_ALLOC(c);
   c->e = e;
   c->arena = aligned(e->plan->arena_size);
-  c->workspace = aligned(e->plan->workspace_size);
+  c->workspace = aligned(e->workspace_size);
   c->ptrs = calloc((size_t)e->n_tensors + 1, sizeof(void *));
   c->io = calloc((size_t)e->n_bindings + 1, sizeof(void *));
   c->layer_ms = calloc((size_t)e->n_layers + 1, sizeof(double));

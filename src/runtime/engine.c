@@ -181,6 +181,7 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine
       FAIL(bad("malformed binding"));
   }
   e->opset = e->options->opset;
+  e->workspace_size = e->plan->workspace_size;
   e->rt = calloc((size_t)e->n_layers + 1, sizeof(kiln_layer_rt));
   if (!e->rt) FAIL(kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory"));
   for (int32_t i = 0; i < e->n_layers; i++) {
@@ -209,6 +210,7 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine
     L->out = L->in + l->n_inputs;
     L->params = e->params + l->params_offset;
     L->params_size = l->params_size;
+    L->workspace = l->workspace;
     L->kernel = kiln_kernel_find(L->kernel_name);
     if (!L->kernel)
       FAIL(kiln_error(KILN_ERR_UNSUPPORTED, "layer '%s' uses kernel '%s', which this kiln build does not have: rebuild the engine",
@@ -216,6 +218,7 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine
     kiln_engine_view v = {e->tensors, e->n_tensors, e->strings, e->strings_size, e->weights, e->weights_size,
                           e->opset};
     if (L->kernel->prepare && (st = L->kernel->prepare(&v, L))) goto fail;
+    if (L->workspace > e->workspace_size) e->workspace_size = L->workspace;
   }
   *out = e;
   return NULL;
@@ -294,7 +297,7 @@ void kiln_engine_memory(const kiln_engine *e, size_t *arena, size_t *naive, size
   if (arena) *arena = (size_t)e->plan->arena_size;
   if (naive) *naive = (size_t)e->plan->naive_size;
   if (weights) *weights = (size_t)e->plan->weights_size;
-  if (workspace) *workspace = (size_t)e->plan->workspace_size;
+  if (workspace) *workspace = (size_t)e->workspace_size;
 }
 
 void kiln_engine_print(const kiln_engine *e, int layers) {

@@ -27,6 +27,7 @@ struct kiln_engine {
   const kiln_binding_rec *bindings;
   int32_t n_bindings;
   kiln_layer_rt *rt; /* prepared layers */
+  uint64_t workspace_size; /* per-context scratch: the plan's, or more if this kiln's kernels need it */
   int64_t opset;
 };
 

@@ -26,6 +26,9 @@ typedef struct kiln_layer_rt {
   size_t params_size;
   const struct kiln_kernel *kernel;
   void *state; /* from prepare; shared read-only by all contexts */
+  /* Scratch bytes this kiln's kernel needs, set by prepare (starts as the engine's record). The context
+   * allocates the largest: an engine written by another kiln build cannot make a kernel overrun it. */
+  uint64_t workspace;
 } kiln_layer_rt;
 
 /* What a kernel sees of the engine at prepare time. */

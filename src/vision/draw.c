@@ -6,6 +6,7 @@
 #include "core/status.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +144,7 @@ kiln_status kiln_draw_detections(kiln_image *img, const kiln_detections *dets, c
     ascent_px = asc * scale;
     descent_px = -desc * scale;
   }
-  /* Draw in reverse score order so the most confident box and label end up on top. */
+  /* Outlines first, in reverse score order so the most confident box ends up on top. */
   for (int i = dets->count - 1; i >= 0; i--) {
     const kiln_detection *d = &dets->items[i];
     uint8_t col[3];
@@ -160,7 +161,20 @@ kiln_status kiln_draw_detections(kiln_image *img, const kiln_detections *dets, c
     fill_rect(img, x1, y2 - tv, x2, y2, col);
     fill_rect(img, x1, y1, x1 + t, y2, col);
     fill_rect(img, x2 - t, y1, x2, y2, col);
-    if (!font) continue;
+  }
+  if (!font || dets->count == 0) return NULL;
+  /* Labels after all outlines, most confident first, each at the first spot that does not cover a label
+   * already placed: above the box, inside its top edge, below it, inside its bottom edge; failing all,
+   * stacked downward from the first spot. Overlapping boxes (car/truck on one vehicle) keep both labels. */
+  int (*placed)[4] = malloc(sizeof *placed * (size_t)dets->count);
+  if (!placed) return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory drawing labels");
+  int n_placed = 0;
+  kiln_status st = NULL;
+  for (int i = 0; i < dets->count && !st; i++) {
+    const kiln_detection *d = &dets->items[i];
+    uint8_t col[3];
+    kiln_class_color(d->cls, col);
+    int x1 = (int)lroundf(d->x1), y1 = (int)lroundf(d->y1), y2 = (int)lroundf(d->y2);
     char label[160];
     if (names && d->cls >= 0 && d->cls < n_names && names[d->cls])
       snprintf(label, sizeof label, "%.120s %.2f", names[d->cls], d->score);
@@ -169,15 +183,32 @@ kiln_status kiln_draw_detections(kiln_image *img, const kiln_detections *dets, c
     int pad = lw;
     int tw = text_width(font, label, scale) + 2 * pad;
     int th = (int)ceilf(ascent_px + descent_px) + pad;
-    /* Label above the box, or inside its top edge when the box touches the top of the image. */
-    int ly = y1 - th >= 0 ? y1 - th : y1;
     int lx = x1;
     if (lx + tw > img->width) lx = img->width - tw > 0 ? img->width - tw : 0;
+    int cand[4] = {y1 - th, y1, y2, y2 - th}, ly = cand[0] >= 0 ? cand[0] : y1;
+    bool found = false;
+    for (int k = 0; k < 4 + 16 && !found; k++) {
+      int y = k < 4 ? cand[k] : ly + (k - 3) * th;
+      if (y < 0 || y + th > img->height) continue;
+      bool clash = false;
+      for (int p = 0; p < n_placed && !clash; p++)
+        clash = lx < placed[p][2] && placed[p][0] < lx + tw && y < placed[p][3] && placed[p][1] < y + th;
+      if (!clash) {
+        ly = y;
+        found = true;
+      }
+    }
+    placed[n_placed][0] = lx;
+    placed[n_placed][1] = ly;
+    placed[n_placed][2] = lx + tw;
+    placed[n_placed++][3] = ly + th;
     fill_rect(img, lx, ly, lx + tw, ly + th, col);
     /* White on dark colors, black on light ones (Rec. 601 luma). */
     int luma = (299 * col[0] + 587 * col[1] + 114 * col[2]) / 1000;
     const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0};
-    KILN_TRY(draw_text(img, font, label, scale, lx + pad, ly + pad / 2 + (int)lroundf(ascent_px), luma > 150 ? black : white));
+    st = draw_text(img, font, label, scale, lx + pad, ly + pad / 2 + (int)lroundf(ascent_px), luma > 150 ? black : white);
   }
-  return NULL;
+  free(placed);
+  return st;
 }
+
