@@ -200,6 +200,23 @@ static const shape shapes[] = {
     {1, 64, 12, 12, 80, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},   /* YOLO head-like channel counts */
     {1, 3, 130, 150, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},  /* strided, big: banded fill, short last band */
     {1, 6, 400, 66, 8, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 2},    /* banded 1x1 s2, grouped, no halo */
+    /* stride 2, outputs >= 16 wide, >= 64 channels per group: AVX-512 in place (vectors across
+     * rows, odd widths, partial tiles); narrower outputs or fewer channels take phase images */
+    {1, 16, 41, 189, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},  /* odd width, 95 wide (96 lanes) */
+    {1, 5, 40, 80, 72, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     /* 40 wide */
+    {1, 5, 20, 160, 65, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},    /* 80 wide */
+    {1, 6, 31, 125, 66, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1},    /* pad 0, 15x62 (64 lanes) */
+    {1, 4, 18, 127, 70, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1},    /* asym pads, 63 wide, odd last column */
+    {1, 5, 40, 40, 67, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     /* 20 wide: every vector crosses a row */
+    {1, 3, 37, 93, 64, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1},    /* pad 0, 18x46 */
+    {2, 4, 33, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     /* batch, 17x32 */
+    {1, 7, 35, 90, 64, 3, 3, 2, 2, 1, 0, 0, 1, 1, 1, 1},    /* asymmetric pads, 45 wide */
+    {1, 3, 40, 89, 69, 5, 5, 2, 2, 2, 2, 2, 2, 2, 2, 1},     /* 5x5 dilation 2, 43 wide */
+    {1, 8, 34, 96, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2},   /* grouped, 48 wide */
+    {1, 2, 31, 79, 80, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1},     /* 1x1 s2, 40 wide */
+    {1, 4, 9, 33, 71, 3, 3, 2, 2, 4, 1, 4, 1, 1, 1, 1},      /* pads > kernel reach: zero rows */
+    {1, 3, 14, 29, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},    /* 15 wide: phase images */
+    {1, 3, 14, 61, 56, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},    /* 31 wide, 7 blocks: phase images */
 };
 
 static void test_shapes_silu_bias_residual(void **state) {
@@ -262,6 +279,12 @@ static void test_validate_and_names(void **state) {
   d.pad_top = d.pad_left = 1;
   d.isa = KILN_ISA_AVX2;
   assert_string_equal(kiln_cpu_conv_kernel_name(&d), "conv_igemm.avx2");
+  kiln_cpu_conv_desc s2 = d;
+  s2.in_h = s2.in_w = 64, s2.out_h = s2.out_w = 32, s2.stride_h = s2.stride_w = 2, s2.out_c = 64;
+  s2.isa = KILN_ISA_AVX512;
+  assert_string_equal(kiln_cpu_conv_kernel_name(&s2), "conv_igemm_inplace_s2.avx512");
+  s2.out_c = 56; /* 7 channel blocks: phase images */
+  assert_string_equal(kiln_cpu_conv_kernel_name(&s2), "conv_igemm.avx512");
   d.stride_h = 0;
   expect_error(kiln_cpu_conv_validate(&d), KILN_ERR_INVALID_ARGUMENT, ">= 1");
 }

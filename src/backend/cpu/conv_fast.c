@@ -10,6 +10,10 @@
 #define MAXSEG 17
 #define INPLACE_MAXK 11 /* in-place path: kernels up to 11x11 ... */
 #define INPLACE_MAXT 64 /* ... and 64 taps */
+/* Stride-2 in-place path: outputs at least a vector wide (a vector then spans at most two rows),
+ * and at least 8 blocks of 8 output channels to share each tile's panel gather (YOLOv8n's stem,
+ * 2 blocks, was 30% slower than banded phase images; /model.1, 4 blocks, -2% .. +13%). */
+#define S2_OK(ow, nocb) ((ow) >= 16 && (nocb) >= 8)
 #define BAND_MINR 8      /* banded strided convs: preferred minimum band height (see make_plan) */
 
 /* Everything derived from the description; computed on the fly (cheap, no allocation). */
@@ -19,6 +23,9 @@ typedef struct plan {
   /* Set by run() only (it depends on the ISA, sizes must not): stride-1 "same"-width convs on
    * AVX-512 read the input in place, borders by per-tap load masks, no copy (see tile_avx512). */
   int inplace;
+  /* Stride-2 variant (AVX-512, stride 2x2, see S2_OK): q = oh * OW + ow; each tile's K x 48 panel is
+   * gathered from the input in place (even-column permutes, border load masks), no band copy. */
+  int inplace_s2;
   /* Strided convs over big images are filled and computed in bands of BR output rows, one band per
    * work item: the thread that fills a band's phase rows (BQH = BR + kernel reach, in its own
    * workspace region) computes it right away from its L2, instead of a whole-image copy that goes
@@ -169,6 +176,9 @@ const char *kiln_cpu_conv_kernel_name(const kiln_cpu_conv_desc *d) {
   if (kind == 0 && eff_isa(d) == KILN_ISA_AVX512 && d->stride_h == 1 && d->stride_w == 1 &&
       d->out_w == d->in_w && d->kernel_h <= INPLACE_MAXK && d->kernel_w <= INPLACE_MAXK && p.T <= INPLACE_MAXT)
     return "conv_igemm_inplace.avx512";
+  if (kind == 0 && eff_isa(d) == KILN_ISA_AVX512 && d->stride_h == 2 && d->stride_w == 2 && S2_OK(d->out_w, p.nocb) &&
+      d->kernel_h <= INPLACE_MAXK && d->kernel_w <= INPLACE_MAXK && p.T <= INPLACE_MAXT)
+    return "conv_igemm_inplace_s2.avx512";
   return names[kind][eff_isa(d)];
 }
 
@@ -187,6 +197,8 @@ typedef struct run_ctx {
   float *y;           /* this image's output */
   const int64_t *toff;
   int64_t ntiles, nocs, ocb_per;
+  float *panels;       /* stride-2 in place: one K x NT panel per thread, panel_floats apart */
+  size_t panel_floats;
   int phase_used[64]; /* by phase index, for strides up to 8x8; larger strides use all phases */
 } run_ctx;
 
@@ -452,6 +464,110 @@ static void inplace_masks(const run_ctx *c, int64_t q0, __mmask16 (*mk)[3]) {
     }
 }
 
+/* Spread the low 8 bits of m to the even bits of a 16-bit mask (lane l -> element 2l). */
+static inline uint32_t spread8(uint32_t m) {
+  m &= 0xff;
+  m = (m | m << 4) & 0x0f0f;
+  m = (m | m << 2) & 0x3333;
+  m = (m | m << 1) & 0x5555;
+  return m;
+}
+
+/* Stride-2 in place: q = oh * OW + ow (no junk columns; OW >= 16), so each of a tile's 3 vectors
+ * of 16 lanes covers at most two output rows: lanes [0, n) of row oh (segment A), the rest of row
+ * oh + 1 (segment B). Lane l of a segment reads input element base + 2l + toff[t] (toff as in the
+ * stride-1 in-place path); base is per vector and segment. Per tap, vector and segment: two 16-float
+ * load masks (even elements of the valid lanes), computed arithmetically (valid lanes are a range). */
+typedef struct s2tile {
+  int64_t base[3][2];
+  int cross[3];
+  __mmask16 mk[INPLACE_MAXT][3][4]; /* lo A, hi A, lo B, hi B */
+} s2tile;
+
+/* Lanes [l0, l1) hold output row r, lane l at column ow0 + l - l0: the mask of those reading inside
+ * the image for the tap's offset (rowoff rows, off columns) in input pixels. */
+static uint32_t s2_lanes(const kiln_cpu_conv_desc *d, int64_t r, int64_t ow0, int l0, int l1, int64_t rowoff,
+                         int64_t off) {
+  int64_t ih = 2 * r + rowoff;
+  if (l1 <= l0 || r >= d->out_h || ih < 0 || ih >= d->in_h) return 0;
+  int64_t wlo = off >= 0 ? 0 : (-off + 1) / 2, whi = d->in_w - off <= 0 ? 0 : (d->in_w - off + 1) / 2;
+  if (whi > d->out_w) whi = d->out_w;
+  int64_t lo = l0 + wlo - ow0, hi = l0 + whi - ow0;
+  if (lo < l0) lo = l0;
+  if (hi > l1) hi = l1;
+  return hi > lo ? (uint32_t)(((1ull << hi) - 1ull) & ~((1ull << lo) - 1ull)) : 0;
+}
+
+static void inplace_s2_masks(const run_ctx *c, int64_t q0, s2tile *st) {
+  const kiln_cpu_conv_desc *d = c->d;
+  const int64_t W = d->in_w, OW = d->out_w;
+  for (int j = 0; j < 3; j++) {
+    int64_t qv = q0 + 16 * j, oh = qv / OW, ow = qv % OW;
+    int n = OW - ow < 16 ? (int)(OW - ow) : 16;
+    st->base[j][0] = 2 * oh * W + 2 * ow;
+    st->base[j][1] = 2 * (oh + 1) * W - 2 * n;
+    st->cross[j] = n < 16 && oh + 1 < d->out_h;
+    for (int64_t kh = 0; kh < d->kernel_h; kh++) {
+      int64_t rowoff = kh * d->dilation_h - d->pad_top;
+      for (int64_t kw = 0; kw < d->kernel_w; kw++) {
+        int64_t off = kw * d->dilation_w - d->pad_left;
+        uint32_t a = s2_lanes(d, oh, ow, 0, n, rowoff, off);
+        uint32_t b = st->cross[j] ? s2_lanes(d, oh + 1, 0, n, 16, rowoff, off) : 0;
+        __mmask16 *o = st->mk[kh * d->kernel_w + kw][j];
+        o[0] = (__mmask16)spread8(a), o[1] = (__mmask16)spread8(a >> 8);
+        o[2] = (__mmask16)spread8(b), o[3] = (__mmask16)spread8(b >> 8);
+      }
+    }
+  }
+}
+
+KILN_TARGET_AVX512 static inline __attribute__((always_inline)) __m512
+ld_s2(const float *b, __mmask16 lo, __mmask16 hi, __m512i even) {
+  return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, b), even, _mm512_maskz_loadu_ps(hi, b + 16));
+}
+
+/* Stride-2 in place, one tile: its B panel (K x 48, the even-column picks of every tap, zeros
+ * for the padding) is gathered once into this thread's panel (L1/L2-resident), then every block of
+ * 8 output channels runs the plain 8 x 48 kernel over it: the permutes are paid once per tile, not
+ * once per channel block, and no band of the input is copied. */
+KILN_TARGET_AVX512 static void tile_s2_avx512(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0,
+                                              int64_t ocb1, float *panel) {
+  const plan *p = &c->p;
+  const int64_t q0 = tile * NT, T = p->T;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  s2tile st;
+  inplace_s2_masks(c, q0, &st);
+  const float *B = c->q + (size_t)(g * p->icg * p->plane);
+  float *pp = panel;
+  for (int64_t ic = 0; ic < p->icg; ic++) {
+    const float *bi = B + ic * p->plane;
+    for (int64_t t = 0; t < T; t++, pp += NT) {
+      const float *b = bi + c->toff[t];
+      for (int j = 0; j < 3; j++) {
+        const __mmask16 *m = st.mk[t][j];
+        __m512 v = ld_s2(b + st.base[j][0], m[0], m[1], even);
+        if (st.cross[j]) v = _mm512_add_ps(v, ld_s2(b + st.base[j][1], m[2], m[3], even));
+        _mm512_store_ps(pp + 16 * j, v);
+      }
+    }
+  }
+  int64_t ptoff[INPLACE_MAXT];
+  for (int64_t t = 0; t < T; t++) ptoff[t] = t * NT;
+  seg segs[3][MAXSEG];
+  int ns[3];
+  for (int j = 0; j < 3; j++) ns[j] = make_segs(c, q0 + 16 * j, 16, segs[j]);
+  for (int64_t ob = ocb0; ob < ocb1; ob++) {
+    const float *A = c->w + (size_t)((g * p->nocb + ob) * p->K * MR);
+    __m512 acc[MR][3];
+    mk_avx512(A, panel, p->icg, T * NT, ptoff, T, 0xffff, 0xffff, 0xffff, acc);
+    for (int r = 0; r < MR && ob * MR + r < p->ocg; r++) {
+      int64_t oc = g * p->ocg + ob * MR + r;
+      for (int j = 0; j < 3; j++)
+        if (ns[j]) store512(c, acc[r][j], oc, q0 + 16 * j, segs[j], ns[j]);
+    }
+  }
+}
+
 KILN_TARGET_AVX512 static void tile_avx512(const run_ctx *c, int64_t g, int64_t tile, int64_t ocb0,
                                            int64_t ocb1) {
   const plan *p = &c->p;
@@ -630,7 +746,6 @@ KILN_TARGET_AVX2 static void tile_avx2(const run_ctx *c, int64_t g, int64_t tile
 /* ---- driver -------------------------------------------------------------------------------------- */
 
 static void compute_fn(void *ctx, int64_t begin, int64_t end, int ti) {
-  (void)ti;
   run_ctx *c = ctx;
   const plan *p = &c->p;
   for (int64_t it = begin; it < end; it++) {
@@ -648,7 +763,9 @@ static void compute_fn(void *ctx, int64_t begin, int64_t end, int ti) {
     int64_t ob0 = os * c->ocb_per, ob1 = ob0 + c->ocb_per;
     if (ob1 > p->nocb) ob1 = p->nocb;
     if (ob0 >= ob1) continue;
-    if (c->isa >= KILN_ISA_AVX512)
+    if (p->inplace_s2)
+      tile_s2_avx512(c, g, tile, ob0, ob1, c->panels + (size_t)ti * c->panel_floats);
+    else if (c->isa >= KILN_ISA_AVX512)
       tile_avx512(c, g, tile, ob0, ob1);
     else if (c->isa == KILN_ISA_AVX2)
       tile_avx2(c, g, tile, ob0, ob1);
@@ -708,6 +825,20 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
   c.p.inplace = c.isa >= KILN_ISA_AVX512 && !p->direct && !p->dw && p->sh == 1 && p->sw == 1 &&
                 d->out_w == d->in_w && d->kernel_h <= INPLACE_MAXK && d->kernel_w <= INPLACE_MAXK &&
                 p->T <= INPLACE_MAXT;
+  c.p.inplace_s2 = c.isa >= KILN_ISA_AVX512 && !p->direct && !p->dw && p->sh == 2 && p->sw == 2 &&
+                   S2_OK(d->out_w, p->nocb) && d->kernel_h <= INPLACE_MAXK && d->kernel_w <= INPLACE_MAXK &&
+                   p->T <= INPLACE_MAXT;
+  /* The panels live in the workspace sized for the phase-image path (ISA-independent); use the
+   * path only where they fit (always, for images of more than a few rows). */
+  c.panel_floats = (size_t)(p->K * NT);
+  if (c.p.inplace_s2 && (size_t)kiln_threadpool_size(tp) * c.panel_floats > p->q_floats) c.p.inplace_s2 = 0;
+  if (c.p.inplace_s2) {
+    c.p.banded = 0;
+    c.p.QW = d->out_w;
+    c.p.QH = d->out_h;
+    c.p.plane = d->in_h * d->in_w;
+    c.p.nq = d->out_h * d->out_w;
+  }
   if (c.p.inplace) {
     c.p.QW = d->in_w;
     c.p.QH = d->in_h;
@@ -717,6 +848,7 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
   int64_t *toff = workspace;
   c.toff = toff;
   c.qw = (float *)((char *)workspace + p->toff_bytes);
+  c.panels = c.qw;
   /* Tap offsets in the phase images: tap (kh,kw) reads phase (kh*dh % sh, kw*dw % sw) at row/col
    * offset (kh*dh / sh, kw*dw / sw). */
   for (int64_t kh = 0; kh < d->kernel_h; kh++)
@@ -726,7 +858,7 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
       if (ph < 64) c.phase_used[ph] = 1;
       toff[kh * d->kernel_w + kw] =
           p->direct    ? 0
-          : p->inplace ? (oh - d->pad_top) * d->in_w + ow - d->pad_left
+          : p->inplace || p->inplace_s2 ? (oh - d->pad_top) * d->in_w + ow - d->pad_left
                        : ph * d->in_c * (p->banded ? p->bplane : p->plane) + (oh / p->sh) * p->QW + ow / p->sw;
     }
   if (p->sh * p->sw > 64)
@@ -752,7 +884,7 @@ void kiln_cpu_conv_run(const kiln_cpu_conv_desc *d, const void *packed, const fl
       kiln_threadpool_run(tp, p->nbands, 1, band_fn, &c);
       continue;
     }
-    if (p->direct || p->inplace) {
+    if (p->direct || p->inplace || p->inplace_s2) {
       c.q = c.x;
     } else {
       /* Split over the pool: the fill is memory-bound and for the large early layers (MBs per

@@ -17,6 +17,11 @@
  * shifted slices of the phase images: no im2col, borders handled by the zero padding, any stride,
  * dilation, and asymmetric padding. Outputs in the QW-OW junk columns are computed and dropped by
  * masked stores. 1x1 stride-1 unpadded convs skip the copy and read the input in place (a plain GEMM).
+ * On AVX-512, stride-1 same-width convs also read the input in place (q = oh*W + ow, per-tap border
+ * masks), and stride-2 convs with outputs >= 16 wide and >= 64 channels per group gather each 48-
+ * position tile's K x 48 panel straight from the input (two masked loads + an even-column permute
+ * per tap and vector, zeros outside the image) into a per-thread panel in the workspace, then run
+ * the same 8 x 48 kernel over it for every channel block: no phase-image or band copies.
  * Register blocking: 8 output channels x 48 output positions (AVX-512: 24 zmm accumulators; AVX2:
  * 4 blocks of 4 x 24). Depthwise (IC/group == OC/group == 1) has its own kernel. The epilogue (bias,
  * residual, activation) is applied in registers before the single store.
