@@ -2,6 +2,7 @@
  * Photos in, labelled boxes out: letterbox -> engine -> YOLO decode -> NMS -> boxes in photo pixels,
  * printed, drawn and optionally written as JSON. An .onnx model is built once and its engine cached. */
 #include "commands.h"
+#include "engine_source.h"
 #include "tool_util.h"
 
 #include "core/file.h"
@@ -199,15 +200,11 @@ static kiln_status open_model_cached(const char *model, const kiln_build_config 
       kiln_status_destroy(st);
     }
   }
-  double t0 = kiln_now_ms();
-  kiln_network *net;
-  KILN_TRY(kiln_network_load_onnx(model, &net));
   void *img;
   size_t size;
-  kiln_status st = kiln_build(net, cfg, &img, &size);
-  kiln_network_destroy(net);
-  if (st) return st;
-  double ms = kiln_now_ms() - t0;
+  double ms;
+  KILN_TRY(kiln_build_onnx_image(model, cfg, &img, &size, &ms));
+  kiln_status st;  /* a failed cache write only warns: the engine is still usable */
   if (path[0]) {
     kiln_status ws = kiln_file_write_atomic(path, img, size);
     if (ws) {
