@@ -357,6 +357,11 @@ void kiln_shape_init(kiln_shape *s, int32_t rank, const int64_t *dims) {
 
 void kiln_shape_unknown(kiln_shape *s) { kiln_shape_init(s, -1, NULL); }
 
+void kiln_shape_dynamic(kiln_shape *s, int32_t rank) {
+  kiln_shape_init(s, rank, NULL);
+  for (int32_t i = 0; i < rank && i < KILN_MAX_RANK; i++) s->dims[i] = KILN_DIM_DYNAMIC;
+}
+
 bool kiln_shape_is_static(const kiln_shape *s) {
   if (s->rank < 0 || s->rank > KILN_MAX_RANK) return false;
   for (int32_t i = 0; i < s->rank; i++)
@@ -505,6 +510,12 @@ kiln_status kiln_node_get_tensor(const kiln_node *n, const char *name, const kil
   if (a->type != KILN_ATTR_TENSOR) return wrong_kind(a, KILN_ATTR_TENSOR);
   *out = a->tensors;
   return NULL;
+}
+
+void kiln_node_set_params(kiln_node *n, void *params, void (*free_fn)(void *)) {
+  if (n->params) (n->free_params ? n->free_params : free)(n->params);
+  n->params = params;
+  n->free_params = free_fn;
 }
 
 kiln_status kiln_node_append_attr(kiln_node *n, kiln_attr *a) {

@@ -172,6 +172,7 @@ kiln_status kiln_graph_add_symbol(kiln_graph *g, const char *name, int32_t *out_
 /* ---- shapes --------------------------------------------------------------------------------------- */
 void kiln_shape_init(kiln_shape *s, int32_t rank, const int64_t *dims); /* dims may be NULL: all 0 */
 void kiln_shape_unknown(kiln_shape *s);                                  /* rank -1 */
+void kiln_shape_dynamic(kiln_shape *s, int32_t rank);                    /* known rank, all dims dynamic */
 bool kiln_shape_is_static(const kiln_shape *s); /* rank known and all dims >= 0 */
 int64_t kiln_shape_numel(const kiln_shape *s);  /* -1 if not static or overflows */
 bool kiln_shape_equal(const kiln_shape *a, const kiln_shape *b); /* same rank/dims/symbols */
@@ -198,6 +199,9 @@ kiln_status kiln_node_set_string(kiln_node *n, const char *name, const char *s);
 kiln_status kiln_node_set_ints(kiln_node *n, const char *name, const int64_t *v, size_t count);
 kiln_status kiln_node_set_floats(kiln_node *n, const char *name, const float *v, size_t count);
 kiln_status kiln_node_set_tensor(kiln_node *n, const char *name, const kiln_tensor *t); /* copies */
+/* Replace the node's typed parameters (freeing the old ones, which parse may leave from an earlier run).
+ * free_fn NULL means free(). */
+void kiln_node_set_params(kiln_node *n, void *params, void (*free_fn)(void *));
 /* Append a fully formed attribute (import uses this); takes ownership of *a's buffers. */
 kiln_status kiln_node_append_attr(kiln_node *n, kiln_attr *a);
 void kiln_node_remove_attr(kiln_node *n, const char *name);

@@ -90,9 +90,7 @@ kiln_status kiln_activation_parse(kiln_graph *g, kiln_node *n) {
   kiln_activation_params *pp = malloc(sizeof *pp);
   KILN_CHECK_ALLOC(pp);
   *pp = p;
-  if (n->params) (n->free_params ? n->free_params : free)(n->params);
-  n->params = pp;
-  n->free_params = NULL;
+  kiln_node_set_params(n, pp, NULL);
   return NULL;
 }
 

@@ -124,9 +124,7 @@ kiln_status kiln_elementwise_parse(kiln_graph *g, kiln_node *n) {
     kiln_elementwise_params *p = calloc(1, sizeof *p);
     KILN_CHECK_ALLOC(p);
     p->fmod = (int32_t)fmod;
-    if (n->params) (n->free_params ? n->free_params : free)(n->params);
-    n->params = p;
-    n->free_params = NULL;
+    kiln_node_set_params(n, p, NULL);
   }
   return NULL;
 }

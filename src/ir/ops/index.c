@@ -61,16 +61,8 @@ kiln_status kiln_index_parse(kiln_graph *g, kiln_node *n) {
     free(p);
     return st;
   }
-  if (n->free_params) n->free_params(n->params);
-  else free(n->params);
-  n->params = p;
-  n->free_params = NULL;
+  kiln_node_set_params(n, p, NULL);
   return NULL;
-}
-
-static void dyn(kiln_shape *s, int32_t rank) {
-  kiln_shape_init(s, rank, NULL);
-  for (int32_t i = 0; i < rank; i++) s->dims[i] = KILN_DIM_DYNAMIC;
 }
 
 static bool known(const kiln_tensor *t) { return t->dtype != KILN_DTYPE_UNDEFINED; }
@@ -224,10 +216,10 @@ kiln_status kiln_index_resolve(const kiln_node *n, const kiln_shape *in, const k
   case KILN_OP_NonZero: {
     int32_t r = x->rank < 0 ? -1 : (x->rank == 0 ? 1 : x->rank);
     if (r < 0) {
-      dyn(out, 2);
+      kiln_shape_dynamic(out, 2);
       return NULL;
     }
-    dyn(out, 2);
+    kiln_shape_dynamic(out, 2);
     out->dims[0] = r;
     if (known(&data[0])) out->dims[1] = count_nonzero(&data[0], INT64_MAX);
     return NULL;
@@ -245,7 +237,7 @@ kiln_status kiln_index_resolve(const kiln_node *n, const kiln_shape *in, const k
       len = x->dims[a];
       *out = *x;
     } else {
-      dyn(out, 1);
+      kiln_shape_dynamic(out, 1);
       len = kiln_shape_numel(x);
     }
     int64_t cnt = KILN_DIM_DYNAMIC;

@@ -34,9 +34,7 @@ kiln_status kiln_logic_parse(kiln_graph *g, kiln_node *n) {
     KILN_CHECK_ALLOC(p);
     p->detect_positive = pos != 0;
     p->detect_negative = neg != 0;
-    if (n->params) (n->free_params ? n->free_params : free)(n->params);
-    n->params = p;
-    n->free_params = NULL;
+    kiln_node_set_params(n, p, NULL);
   }
   return NULL;
 }

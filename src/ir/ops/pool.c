@@ -11,9 +11,7 @@
 #include <string.h>
 
 static void set_params(kiln_node *n, void *p) {
-  if (n->params) (n->free_params ? n->free_params : free)(n->params);
-  n->params = p;
-  n->free_params = NULL;
+  kiln_node_set_params(n, p, NULL);
 }
 
 /* ---- MaxPool / AveragePool ------------------------------------------------------------------------ */

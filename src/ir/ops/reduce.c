@@ -115,9 +115,7 @@ kiln_status kiln_reduce_parse(kiln_graph *g, kiln_node *n) {
     free(p);
     return st;
   }
-  if (n->params) (n->free_params ? n->free_params : free)(n->params);
-  n->params = p;
-  n->free_params = NULL;
+  kiln_node_set_params(n, p, NULL);
   return NULL;
 }
 

@@ -237,19 +237,11 @@ kiln_status kiln_shape_parse(kiln_graph *g, kiln_node *n) {
     free(p);
     return st;
   }
-  if (n->free_params) n->free_params(n->params);
-  else free(n->params);
-  n->params = p;
-  n->free_params = NULL;
+  kiln_node_set_params(n, p, NULL);
   return NULL;
 }
 
 /* ---- resolve: output shapes from input shapes and integer data --------------------------------- */
-static void shape_dynamic(kiln_shape *s, int32_t rank) {
-  kiln_shape_init(s, rank, NULL);
-  for (int32_t i = 0; i < rank; i++) s->dims[i] = KILN_DIM_DYNAMIC;
-}
-
 static int64_t sat_add(int64_t a, int64_t b) {
   if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
   if (b < 0 && a < INT64_MIN - b) return INT64_MIN;
@@ -285,7 +277,7 @@ static kiln_status resolve_concat(const kiln_node *n, const kiln_shape_params *p
   }
   if (rank == 0) return kiln_error(KILN_ERR_SHAPE, "cannot concatenate scalars");
   KILN_TRY(kiln_normalize_axis(p->axis, rank, &r->axis));
-  shape_dynamic(out, rank);
+  kiln_shape_dynamic(out, rank);
   int64_t sum = 0;
   bool sum_known = true;
   for (int32_t d = 0; d < rank; d++) {
@@ -490,7 +482,7 @@ static kiln_status resolve_reshape(const kiln_node *n, const kiln_shape_params *
                                    const kiln_ints *ints, kiln_shape *out) {
   const kiln_ints *t = &ints[1];
   if (!t->known) {
-    if (in[1].rank == 1 && in[1].dims[0] >= 0 && in[1].dims[0] <= KILN_MAX_RANK) shape_dynamic(out, (int32_t)in[1].dims[0]);
+    if (in[1].rank == 1 && in[1].dims[0] >= 0 && in[1].dims[0] <= KILN_MAX_RANK) kiln_shape_dynamic(out, (int32_t)in[1].dims[0]);
     else if (in[1].rank == 1 && in[1].dims[0] > KILN_MAX_RANK)
       return kiln_error(KILN_ERR_UNSUPPORTED, "target rank %" PRId64 " exceeds %d", in[1].dims[0], KILN_MAX_RANK);
     else kiln_shape_unknown(out);
@@ -500,7 +492,7 @@ static kiln_status resolve_reshape(const kiln_node *n, const kiln_shape_params *
   if (t->n > KILN_MAX_RANK)
     return kiln_error(KILN_ERR_UNSUPPORTED, "target rank %" PRId64 " exceeds %d", t->n, KILN_MAX_RANK);
   int32_t rank = (int32_t)t->n;
-  shape_dynamic(out, rank);
+  kiln_shape_dynamic(out, rank);
   int32_t infer_at = -1;
   bool has_zero = false;
   int64_t known_prod = 1;
@@ -570,7 +562,7 @@ static kiln_status resolve_squeeze(const kiln_graph *g, const kiln_node *n, cons
     if (!ints[1].known) {
       if (n->op == KILN_OP_Unsqueeze && in[0].rank >= 0 && in[1].rank == 1 && in[1].dims[0] >= 0 &&
           in[0].rank + in[1].dims[0] <= KILN_MAX_RANK)
-        shape_dynamic(out, in[0].rank + (int32_t)in[1].dims[0]);
+        kiln_shape_dynamic(out, in[0].rank + (int32_t)in[1].dims[0]);
       else kiln_shape_unknown(out);
       return NULL;
     }
@@ -634,7 +626,7 @@ static kiln_status resolve_pad(const kiln_graph *g, const kiln_node *n, const ki
   const kiln_ints *axes = NULL;
   if (g->opset >= 18 && n->n_inputs > 3 && n->inputs[3] >= 0) axes = &ints[3];
   if (!pads->known || (axes && !axes->known)) {
-    shape_dynamic(out, rank);
+    kiln_shape_dynamic(out, rank);
     return NULL;
   }
   int32_t ax[KILN_INTS_MAX];
@@ -680,7 +672,7 @@ kiln_status kiln_shape_resolve(const kiln_graph *g, const kiln_node *n, const ki
   case KILN_OP_Reshape: return resolve_reshape(n, p, in, ints, out);
   case KILN_OP_Flatten: {
     if (in[0].rank < 0) {
-      shape_dynamic(out, 2);
+      kiln_shape_dynamic(out, 2);
       return NULL;
     }
     int32_t a;
@@ -688,7 +680,7 @@ kiln_status kiln_shape_resolve(const kiln_graph *g, const kiln_node *n, const ki
       return kiln_error(KILN_ERR_SHAPE, "axis %" PRId64 " is out of range for rank %d", p->axis, in[0].rank);
     a = (int32_t)(p->axis < 0 ? p->axis + in[0].rank : p->axis);
     r->axis = a;
-    shape_dynamic(out, 2);
+    kiln_shape_dynamic(out, 2);
     out->dims[0] = dims_prod(&in[0], 0, a);
     out->dims[1] = dims_prod(&in[0], a, in[0].rank);
     if (a == 1) out->sym[0] = in[0].sym[0];
@@ -700,7 +692,7 @@ kiln_status kiln_shape_resolve(const kiln_graph *g, const kiln_node *n, const ki
   case KILN_OP_Transpose: {
     int32_t rank = in[0].rank;
     if (rank < 0) {
-      if (p->a.known && p->a.n <= KILN_MAX_RANK) shape_dynamic(out, (int32_t)p->a.n);
+      if (p->a.known && p->a.n <= KILN_MAX_RANK) kiln_shape_dynamic(out, (int32_t)p->a.n);
       else kiln_shape_unknown(out);
       return NULL;
     }
@@ -728,7 +720,7 @@ kiln_status kiln_shape_resolve(const kiln_graph *g, const kiln_node *n, const ki
       if (in[1].rank == 1 && in[1].dims[0] >= 0 && in[0].rank >= 0) {
         int64_t rk = in[1].dims[0] > in[0].rank ? in[1].dims[0] : in[0].rank;
         if (rk > KILN_MAX_RANK) return kiln_error(KILN_ERR_UNSUPPORTED, "rank %" PRId64 " exceeds %d", rk, KILN_MAX_RANK);
-        shape_dynamic(out, (int32_t)rk);
+        kiln_shape_dynamic(out, (int32_t)rk);
       } else {
         kiln_shape_unknown(out);
       }
@@ -751,7 +743,7 @@ kiln_status kiln_shape_resolve(const kiln_graph *g, const kiln_node *n, const ki
     }
     *out = in[0];
     if (!ints[1].known) {
-      shape_dynamic(out, rank);
+      kiln_shape_dynamic(out, rank);
       return NULL;
     }
     if (ints[1].n != rank)
@@ -771,7 +763,7 @@ kiln_status kiln_shape_resolve(const kiln_graph *g, const kiln_node *n, const ki
   case KILN_OP_DepthToSpace:
   case KILN_OP_SpaceToDepth: {
     if (in[0].rank < 0) {
-      shape_dynamic(out, 4);
+      kiln_shape_dynamic(out, 4);
       return NULL;
     }
     if (in[0].rank != 4) return kiln_error(KILN_ERR_SHAPE, "input must be 4-D, is %d-D", in[0].rank);

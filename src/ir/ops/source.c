@@ -165,10 +165,7 @@ kiln_status kiln_source_parse(kiln_graph *g, kiln_node *n) {
     free_source_params(p);
     return st;
   }
-  if (n->free_params) n->free_params(n->params);
-  else free(n->params);
-  n->params = p;
-  n->free_params = free_source_params;
+  kiln_node_set_params(n, p, free_source_params);
   return NULL;
 }
 
