@@ -442,10 +442,16 @@ const kiln_kernel kiln_kernel_cpu_transpose = {"cpu.transpose", transpose_prepar
 /* ---- Concat (when it could not be elided): one strided block copy per input ------------------------ */
 typedef struct concat_params {
   int32_t n_inputs, elem_size;
-  int32_t isa, reserved; /* set at load */
+  int32_t reserved[2]; /* zero; keeps the v1 layout of this kernel's parameters */
   int64_t outer, out_inner;  /* out viewed as [outer][out_inner] */
   int64_t inner[16];         /* input k viewed as [outer][inner[k]] */
 } concat_params;
+
+typedef struct concat_state {
+  int32_t n;
+  kiln_fast_copy_desc copy[16];
+  size_t dst_offset[16];
+} concat_state;
 
 static kiln_status lower_concat(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
   const kiln_value *y = kiln_node_output(lc->g, n, 0);
@@ -493,33 +499,34 @@ static kiln_status concat_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   }
   if (sum != cp.out_inner || L->out[0] < 0 || e->tensors[L->out[0]].nbytes != (uint64_t)(cp.outer * sum * cp.elem_size))
     return kiln_error(KILN_ERR_PARSE, "layer '%s': concat output does not match", L->name);
-  concat_params *s = malloc(sizeof *s);
+  /* One strided block copy per input, described once here: input k fills columns [off, off + inner[k])
+   * of the output viewed as [outer][out_inner]. */
+  concat_state *s = calloc(1, sizeof *s);
   KILN_CHECK_ALLOC(s);
-  *s = cp;
-  s->isa = (int32_t)kiln_cpu_isa();
+  s->n = cp.n_inputs;
+  int64_t off = 0;
+  for (int32_t k = 0; k < cp.n_inputs; k++) {
+    kiln_fast_copy_desc *d = &s->copy[k];
+    d->rank = 2;
+    d->dims[0] = cp.outer;
+    d->dims[1] = cp.inner[k];
+    d->src_strides[0] = cp.inner[k];
+    d->src_strides[1] = 1;
+    d->dst_strides[0] = cp.out_inner;
+    d->dst_strides[1] = 1;
+    d->elem_size = cp.elem_size;
+    d->isa = kiln_cpu_isa();
+    s->dst_offset[k] = (size_t)(off * cp.elem_size);
+    off += cp.inner[k];
+  }
   L->state = s;
   return NULL;
 }
 
 static kiln_status concat_run(const kiln_layer_rt *L, const kiln_exec *ex) {
-  const concat_params *cp = L->state;
-  kiln_isa isa = (kiln_isa)cp->isa;
-  int64_t off = 0;
-  for (int32_t k = 0; k < cp->n_inputs; k++) {
-    kiln_fast_copy_desc d;
-    memset(&d, 0, sizeof d);
-    d.rank = 2;
-    d.dims[0] = cp->outer;
-    d.dims[1] = cp->inner[k];
-    d.src_strides[0] = cp->inner[k];
-    d.src_strides[1] = 1;
-    d.dst_strides[0] = cp->out_inner;
-    d.dst_strides[1] = 1;
-    d.elem_size = cp->elem_size;
-    d.isa = isa;
-    kiln_fast_copy_run(&d, ex->ptrs[L->in[k]], (uint8_t *)ex->ptrs[L->out[0]] + off * cp->elem_size, ex->tp);
-    off += cp->inner[k];
-  }
+  const concat_state *s = L->state;
+  for (int32_t k = 0; k < s->n; k++)
+    kiln_fast_copy_run(&s->copy[k], ex->ptrs[L->in[k]], (uint8_t *)ex->ptrs[L->out[0]] + s->dst_offset[k], ex->tp);
   return NULL;
 }
 
