@@ -97,6 +97,9 @@ typedef struct kiln_build_config {
   const char *const *plugin_libraries; /* .so files with plugins (plugin work) */
   int n_plugin_libraries;
   int verbose;                    /* print the layers and their kernels while building */
+  int cuda_device;                /* CUDA: the device to build for (its compute capability is recorded) */
+  int cuda_arch;                  /* CUDA: 0 = the device's compute capability; else major*10+minor (e.g. 90)
+                                   * to build without a GPU (engines load only on that capability) */
 } kiln_build_config;
 
 void kiln_build_config_init(kiln_build_config *cfg);
@@ -125,19 +128,25 @@ void kiln_engine_destroy(kiln_engine *e);
 int kiln_engine_num_bindings(const kiln_engine *e);
 kiln_status kiln_engine_binding(const kiln_engine *e, int index, kiln_binding_info *out);
 int kiln_engine_find_binding(const kiln_engine *e, const char *name); /* -1 if absent */
+/* Where the engine runs: KILN_DEVICE_CPU (bind host buffers) or KILN_DEVICE_CUDA (bind device buffers). */
+kiln_device_kind kiln_engine_device(const kiln_engine *e);
 
 /* ---- execution context: one per concurrent run; contexts of an engine share its weights ---------- */
 typedef struct kiln_context kiln_context;
 typedef struct kiln_context_options {
-  int threads; /* CPU threads for this context; 0 = KILN_THREADS or physical cores */
+  int threads;        /* CPU threads for this context; 0 = KILN_THREADS or physical cores */
+  int use_cuda_graph; /* CUDA: capture the layers into a CUDA graph at the first enqueue after a bind (or
+                       * after profiling changes), then replay it: one launch per enqueue */
 } kiln_context_options;
 
 kiln_status kiln_context_create(kiln_engine *e, const kiln_context_options *opts, kiln_context **out);
 void kiln_context_destroy(kiln_context *c);
-/* Bind a caller-owned buffer to an input or output by name; nbytes must match the binding. */
+/* Bind a caller-owned buffer to an input or output by name; nbytes must match the binding.
+ * CPU engines take host memory; CUDA engines take device memory (cudaMalloc) of the engine's device. */
 kiln_status kiln_context_bind(kiln_context *c, const char *name, void *data, size_t nbytes);
 /* Run. CPU: executes on the context's thread pool and returns when done (stream must be NULL).
- * CUDA: enqueues on `stream` (a cudaStream_t) and returns at once. */
+ * CUDA: enqueues on `stream` (a cudaStream_t; NULL = the legacy default stream) and returns at once,
+ * without allocating or synchronizing. One enqueue at a time per context (its activations are reused). */
 kiln_status kiln_context_enqueue(kiln_context *c, void *stream);
 
 /* ---- layers and profiling ---------------------------------------------------------------------- */
@@ -153,9 +162,11 @@ int kiln_engine_num_layers(const kiln_engine *e);
 kiln_status kiln_engine_layer(const kiln_engine *e, int index, kiln_layer_info *out);
 /* Engine totals: activation arena bytes per context (after memory reuse; `naive` without reuse) and weights. */
 void kiln_engine_memory(const kiln_engine *e, size_t *arena, size_t *naive, size_t *weights, size_t *workspace);
-/* Per-layer timing: when on, each enqueue records every layer's wall time (a clock read per layer). */
+/* Per-layer timing: when on, each enqueue records every layer's time. CPU: a clock read per layer (wall
+ * time). CUDA: a CUDA event after each layer (GPU time; no graph replay while profiling). */
 void kiln_context_set_profiling(kiln_context *c, int enabled);
-/* Milliseconds of each layer in the last enqueue (array of kiln_engine_num_layers entries). */
+/* Milliseconds of each layer in the last profiled enqueue (kiln_engine_num_layers entries). CUDA: waits
+ * for that enqueue's events. */
 kiln_status kiln_context_layer_times(const kiln_context *c, double *ms, int n);
 
 #ifdef __cplusplus

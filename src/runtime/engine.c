@@ -260,6 +260,10 @@ kiln_status kiln_engine_load_memory(const void *data, size_t size, kiln_engine *
 
 int kiln_engine_num_bindings(const kiln_engine *e) { return e->n_bindings; }
 
+kiln_device_kind kiln_engine_device(const kiln_engine *e) {
+  return e->target->device == KILN_TARGET_CUDA ? KILN_DEVICE_CUDA : KILN_DEVICE_CPU;
+}
+
 kiln_status kiln_engine_binding(const kiln_engine *e, int index, kiln_binding_info *out) {
   memset(out, 0, sizeof *out);
   if (index < 0 || index >= e->n_bindings) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "no binding %d", index);
