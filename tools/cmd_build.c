@@ -1,4 +1,5 @@
-/* `kiln build MODEL.onnx -o OUT.engine [--device cpu|cuda] [--threads N] [--batch N] [--verbose]` */
+/* `kiln build MODEL.onnx -o OUT.engine [--device cpu|cuda] [--fp16] [--cuda-arch CC] [--gpu N] [--threads N]
+ *  [--batch N] [--verbose]` */
 #include "commands.h"
 #include "tool_util.h"
 
@@ -10,8 +11,12 @@
 #include <time.h>
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: kiln build MODEL.onnx -o OUT.engine [--device cpu|cuda] [--threads N] [--batch N] [--verbose]\n"
-             "  builds an engine (optimize, choose kernels, plan memory, serialize) and writes it atomically\n");
+  fprintf(f, "usage: kiln build MODEL.onnx -o OUT.engine [--device cpu|cuda] [--fp16] [--cuda-arch CC] [--gpu N]\n"
+             "                  [--threads N] [--batch N] [--verbose]\n"
+             "  builds an engine (optimize, choose kernels, plan memory, serialize) and writes it atomically\n"
+             "  --device cuda   a GPU engine for the compute capability of GPU --gpu N (default 0), or of\n"
+             "                  --cuda-arch CC (e.g. 90 for H100) to build without a GPU\n"
+             "  --fp16          fp16 weights and activations where safe (CUDA; accumulation stays fp32)\n");
 }
 
 int kiln_cmd_build(int argc, char **argv) {
@@ -28,6 +33,12 @@ int kiln_cmd_build(int argc, char **argv) {
       out = v;
     } else if (kiln_flag_value(argc, argv, &i, "--device", &v)) {
       if (!v || kiln_parse_device(v, &cfg.device)) return kiln_usage_error("build", "--device must be cpu or cuda");
+    } else if (!strcmp(argv[i], "--fp16")) {
+      cfg.precision = KILN_PRECISION_FP16;
+    } else if (kiln_flag_value(argc, argv, &i, "--cuda-arch", &v)) {
+      if (!v || kiln_parse_int(v, 50, 200, &cfg.cuda_arch)) return kiln_usage_error("build", "--cuda-arch must be like 90");
+    } else if (kiln_flag_value(argc, argv, &i, "--gpu", &v)) {
+      if (!v || kiln_parse_int(v, 0, 63, &cfg.cuda_device)) return kiln_usage_error("build", "--gpu must be 0..63");
     } else if (kiln_flag_value(argc, argv, &i, "--threads", &v)) {
       if (!v || kiln_parse_int(v, 1, 1024, &cfg.threads)) return kiln_usage_error("build", "--threads must be 1..1024");
     } else if (kiln_flag_value(argc, argv, &i, "--batch", &v)) {

@@ -52,7 +52,7 @@ static int kiln_file_is_engine(const char *path) {
 
 static int inspect_engine(const char *path, int layers) {
   kiln_engine *e;
-  kiln_status st = kiln_engine_load_file(path, &e);
+  kiln_status st = kiln_engine_describe_file(path, &e);
   if (st) return kiln_report("inspect", st);
   kiln_engine_print(e, layers);
   kiln_engine_destroy(e);

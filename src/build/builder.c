@@ -32,7 +32,7 @@ void kiln_build_config_init(kiln_build_config *cfg) {
 
 void kiln_free(void *p) { free(p); }
 
-static bool is_graph_output(const kiln_graph *g, int32_t v) {
+bool kiln_lower_is_graph_output(const kiln_graph *g, int32_t v) {
   for (int32_t k = 0; k < g->n_outputs; k++)
     if (g->outputs[k] == v) return true;
   return false;
@@ -98,11 +98,11 @@ static bool is_view_op(const kiln_node *n) {
 
 /* Views share their input's memory. Not for graph outputs (the caller's buffer must receive the data) and
  * not for constant inputs (folding removed those). */
-static kiln_status try_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+kiln_status kiln_lower_try_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
   *done = false;
   if (!is_view_op(n) || n->n_outputs != 1 || n->inputs[0] < 0) return NULL;
   int32_t in = n->inputs[0], out = n->outputs[0];
-  if (is_graph_output(lc->g, out) || lc->g->values[in].data || lc->tensor_of[in] < 0) return NULL;
+  if (kiln_lower_is_graph_output(lc->g, out) || lc->g->values[in].data || lc->tensor_of[in] < 0) return NULL;
   const kiln_value *ov = &lc->g->values[out];
   int32_t base = lc->tensor_of[in];
   const kiln_tensor_rec *bt = kiln_ew_tensor(lc->w, base);
@@ -119,7 +119,7 @@ static kiln_status try_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) 
 
 
 /* A view of tensor `base` at byte offset `off`, flattened so it points at a non-view root. */
-static kiln_status make_view(kiln_lower_ctx *lc, int32_t v, int32_t base, uint64_t off) {
+kiln_status kiln_lower_view(kiln_lower_ctx *lc, int32_t v, int32_t base, uint64_t off) {
   const kiln_tensor_rec *bt = kiln_ew_tensor(lc->w, base);
   if (bt->storage == KILN_STORAGE_VIEW) {
     off += bt->offset;
@@ -150,7 +150,7 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
     int64_t outer = 1;
     for (int32_t d = 0; d < axis; d++) outer *= out->shape.dims[d];
     if (outer != 1) continue;
-    bool ok = !is_graph_output(g, n->outputs[0]) || lc->tensor_of[n->outputs[0]] >= 0;
+    bool ok = !kiln_lower_is_graph_output(g, n->outputs[0]) || lc->tensor_of[n->outputs[0]] >= 0;
     /* YOLO's C2f: Concat(Split(t)..., more): place t itself at the start of the buffer, so the Split
      * becomes views too and nothing is copied. */
     int32_t split_in = -1, n_split = 0;
@@ -158,7 +158,7 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
       const kiln_node *sp = &g->nodes[g->values[n->inputs[0]].producer];
       int32_t t = sp->n_inputs ? sp->inputs[0] : -1;
       bool whole = sp->op == KILN_OP_Split && sp->n_outputs <= n->n_inputs && t >= 0 && !g->values[t].data &&
-                   g->values[t].producer >= 0 && lc->tensor_of[t] < 0 && !is_graph_output(g, t) &&
+                   g->values[t].producer >= 0 && lc->tensor_of[t] < 0 && !kiln_lower_is_graph_output(g, t) &&
                    kiln_graph_count_uses(g, t) == 1 && !is_view_op(&g->nodes[g->values[t].producer]);
       int64_t sp_axis = -1;
       if (whole) {
@@ -167,7 +167,7 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
       }
       whole = whole && sp_axis == axis;
       for (int32_t k = 0; whole && k < sp->n_outputs; k++)
-        whole = sp->outputs[k] == n->inputs[k] && !is_graph_output(g, sp->outputs[k]);
+        whole = sp->outputs[k] == n->inputs[k] && !kiln_lower_is_graph_output(g, sp->outputs[k]);
       if (whole) {
         split_in = t;
         n_split = sp->n_outputs;
@@ -175,7 +175,7 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
     }
     for (int32_t k = n_split; ok && k < n->n_inputs; k++) {
       int32_t v = n->inputs[k];
-      if (v < 0 || g->values[v].data || g->values[v].producer < 0 || lc->tensor_of[v] >= 0 || is_graph_output(g, v)) ok = false;
+      if (v < 0 || g->values[v].data || g->values[v].producer < 0 || lc->tensor_of[v] >= 0 || kiln_lower_is_graph_output(g, v)) ok = false;
       else if (is_view_op(&g->nodes[g->values[v].producer])) ok = false;
       for (int32_t j = 0; ok && j < k; j++) ok = n->inputs[j] != v;
     }
@@ -184,12 +184,12 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
     KILN_TRY(kiln_lower_output(lc, n->outputs[0], &base));
     uint64_t off = 0;
     if (split_in >= 0) {
-      KILN_TRY(make_view(lc, split_in, base, 0)); /* the Split then lowers to views of it (try_split_view) */
+      KILN_TRY(kiln_lower_view(lc, split_in, base, 0)); /* the Split then lowers to views of it (try_split_view) */
       off = kiln_ew_tensor(lc->w, lc->tensor_of[split_in])->nbytes;
     }
     for (int32_t k = 0; k < n->n_inputs; k++) {
       if (k < n_split) continue;
-      KILN_TRY(make_view(lc, n->inputs[k], base, off));
+      KILN_TRY(kiln_lower_view(lc, n->inputs[k], base, off));
       off += kiln_ew_tensor(lc->w, lc->tensor_of[n->inputs[k]])->nbytes;
     }
     lc->consumed[i] = 1;
@@ -198,7 +198,7 @@ static kiln_status place_concats(kiln_lower_ctx *lc) {
 }
 
 /* Split along an axis whose outer dims are 1: the outputs are views of consecutive slices of the input. */
-static kiln_status try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+kiln_status kiln_lower_try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
   *done = false;
   if (n->op != KILN_OP_Split || n->inputs[0] < 0 || lc->g->values[n->inputs[0]].data) return NULL;
   int32_t in = lc->tensor_of[n->inputs[0]];
@@ -211,10 +211,10 @@ static kiln_status try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bool *
   for (int32_t d = 0; d < axis; d++)
     if (x->shape.dims[d] != 1) return NULL;
   for (int32_t k = 0; k < n->n_outputs; k++)
-    if (n->outputs[k] < 0 || lc->tensor_of[n->outputs[k]] >= 0 || is_graph_output(lc->g, n->outputs[k])) return NULL;
+    if (n->outputs[k] < 0 || lc->tensor_of[n->outputs[k]] >= 0 || kiln_lower_is_graph_output(lc->g, n->outputs[k])) return NULL;
   uint64_t off = 0;
   for (int32_t k = 0; k < n->n_outputs; k++) {
-    KILN_TRY(make_view(lc, n->outputs[k], in, off));
+    KILN_TRY(kiln_lower_view(lc, n->outputs[k], in, off));
     off += kiln_ew_tensor(lc->w, lc->tensor_of[n->outputs[k]])->nbytes;
   }
   *done = true;
@@ -225,11 +225,9 @@ static kiln_status try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bool *
 /* A Slice with unit steps whose result is one contiguous block of its input (every dim before the first
  * sliced axis is 1 and every dim after it is whole) is a view at the block's start: YOLOv8's box/class
  * split of [1,4,8400]-like heads. */
-static kiln_status try_slice_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
-  *done = false;
+kiln_status kiln_lower_slice_axis(kiln_lower_ctx *lc, const kiln_node *n, int32_t *axis, int64_t *start, bool *ok) {
+  *ok = false;
   if (n->op != KILN_OP_Slice || n->n_outputs != 1 || n->inputs[0] < 0 || n->outputs[0] < 0) return NULL;
-  int32_t in = lc->tensor_of[n->inputs[0]], out = n->outputs[0];
-  if (in < 0 || lc->tensor_of[out] >= 0 || is_graph_output(lc->g, out) || lc->g->values[n->inputs[0]].data) return NULL;
   kiln_shape shapes[5];
   kiln_ints ints[5];
   for (int32_t k = 0; k < 5; k++) {
@@ -260,12 +258,32 @@ static kiln_status try_slice_view(kiln_lower_ctx *lc, const kiln_node *n, bool *
     }
   }
   if (first < 0) first = 0;
+  *axis = first;
+  *start = o.dims[first] == x->dims[first] ? 0 : r.start[first];
+  *ok = true;
+  return NULL;
+}
+
+/* A Slice with unit steps whose result is one contiguous block of its input (every dim before the first
+ * sliced axis is 1 and every dim after it is whole) is a view at the block's start: YOLOv8's box/class
+ * split of [1,4,8400]-like heads. */
+kiln_status kiln_lower_try_slice_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done) {
+  *done = false;
+  if (n->op != KILN_OP_Slice || n->n_outputs != 1 || n->inputs[0] < 0 || n->outputs[0] < 0) return NULL;
+  int32_t in = lc->tensor_of[n->inputs[0]], out = n->outputs[0];
+  if (in < 0 || lc->tensor_of[out] >= 0 || kiln_lower_is_graph_output(lc->g, out) || lc->g->values[n->inputs[0]].data) return NULL;
+  int32_t first;
+  int64_t start;
+  bool ok;
+  KILN_TRY(kiln_lower_slice_axis(lc, n, &first, &start, &ok));
+  if (!ok) return NULL;
+  const kiln_shape *x = &lc->g->values[n->inputs[0]].shape;
   int64_t inner = 1;
   for (int32_t d = first + 1; d < x->rank; d++) inner *= x->dims[d];
   for (int32_t d = 0; d < first; d++)
     if (x->dims[d] != 1) return NULL;
-  uint64_t off = (uint64_t)(r.start[first] * inner) * kiln_dtype_size(lc->g->values[n->inputs[0]].dtype);
-  KILN_TRY(make_view(lc, out, in, off));
+  uint64_t off = (uint64_t)(start * inner) * kiln_dtype_size(lc->g->values[n->inputs[0]].dtype);
+  KILN_TRY(kiln_lower_view(lc, out, in, off));
   *done = true;
   return NULL;
 }
@@ -287,6 +305,42 @@ static kiln_status optimize(kiln_graph *g, const kiln_build_config *cfg) {
   return NULL;
 }
 
+/* The CPU lowering: in-place Concats first, then every node in order (views, fast kernels, else ref). */
+static kiln_status lower_cpu(kiln_lower_ctx *lc) {
+  kiln_graph *g = lc->g;
+  const kiln_build_config *cfg = lc->cfg;
+  kiln_status st = NULL;
+  st = place_concats(lc);
+  for (int32_t i = 0; !st && i < g->n_nodes; i++) {
+    const kiln_node *n = &g->nodes[i];
+    if (lc->consumed[i]) continue;
+    bool done = false;
+    st = kiln_lower_try_view(lc, n, &done);
+    if (!st && !done) st = kiln_lower_try_split_view(lc, n, &done);
+    if (!st && !done) st = kiln_lower_try_slice_view(lc, n, &done);
+    if (!st && !done) st = kiln_lower_cpu_fast(lc, i, &done);
+    if (!st && !done) st = lower_ref(lc, n);
+    if (st) st = kiln_error_prefix(st, "building node '%s' (%s): ", n->name, n->op_type);
+    else if (cfg->verbose)
+      fprintf(stderr, "kiln build: %-40s %-14s\n", n->name, n->op_type);
+  }
+  /* Graph outputs that are graph inputs or constants get a copy into their own binding. */
+  for (int32_t k = 0; !st && k < g->n_outputs; k++) {
+    int32_t v = g->outputs[k];
+    const kiln_value *val = &g->values[v];
+    if (!val->data && val->producer >= 0) continue;
+    int32_t src, dst;
+    st = kiln_lower_tensor_of(lc, v, &src);
+    char name[300];
+    snprintf(name, sizeof name, "%.256s (output)", val->name);
+    if (!st) st = kiln_ew_add_tensor(lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims,
+                                     KILN_STORAGE_IO, -1, 0, &dst);
+    if (!st) st = kiln_ew_add_binding(lc->w, dst, 0);
+    if (!st) st = kiln_ew_add_layer(lc->w, name, "ref", "Identity", &src, 1, &dst, 1, "\0\0\0\0", 4, 0, 0);
+  }
+  return st;
+}
+
 kiln_status kiln_build(kiln_network *g, const kiln_build_config *cfg, void **engine, size_t *engine_size) {
   *engine = NULL;
   *engine_size = 0;
@@ -295,10 +349,12 @@ kiln_status kiln_build(kiln_network *g, const kiln_build_config *cfg, void **eng
     kiln_build_config_init(&defaults);
     cfg = &defaults;
   }
-  if (cfg->device != KILN_DEVICE_CPU)
-    return kiln_error(KILN_ERR_UNSUPPORTED, "this kiln builds CPU engines only (the CUDA backend is not built yet)");
-  if (cfg->precision != KILN_PRECISION_FP32)
-    return kiln_error(KILN_ERR_UNSUPPORTED, "CPU engines are fp32 for now (fp16/int8 come with their issues)");
+  if (cfg->device != KILN_DEVICE_CPU && cfg->device != KILN_DEVICE_CUDA)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "unknown device %d", (int)cfg->device);
+  if (cfg->device == KILN_DEVICE_CPU && cfg->precision != KILN_PRECISION_FP32)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "CPU engines are fp32 for now (fp16 is for --device cuda; int8 comes with its issue)");
+  if (cfg->device == KILN_DEVICE_CUDA && cfg->precision != KILN_PRECISION_FP32 && cfg->precision != KILN_PRECISION_FP16)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "CUDA engines are fp32 or fp16 for now (int8 comes with its issue)");
   if (cfg->batch < 0) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "batch must be positive");
   KILN_TRY(optimize(g, cfg));
 
@@ -326,40 +382,16 @@ kiln_status kiln_build(kiln_network *g, const kiln_build_config *cfg, void **eng
                             -1, 0, &lc.tensor_of[v]);
     if (!st) st = kiln_ew_add_binding(lc.w, lc.tensor_of[v], 0);
   }
-  if (!st) st = place_concats(&lc);
-  for (int32_t i = 0; !st && i < g->n_nodes; i++) {
-    const kiln_node *n = &g->nodes[i];
-    if (lc.consumed[i]) continue;
-    bool done = false;
-    st = try_view(&lc, n, &done);
-    if (!st && !done) st = try_split_view(&lc, n, &done);
-    if (!st && !done) st = try_slice_view(&lc, n, &done);
-    if (!st && !done) st = kiln_lower_cpu_fast(&lc, i, &done);
-    if (!st && !done) st = lower_ref(&lc, n);
-    if (st) st = kiln_error_prefix(st, "building node '%s' (%s): ", n->name, n->op_type);
-    else if (cfg->verbose)
-      fprintf(stderr, "kiln build: %-40s %-14s\n", n->name, n->op_type);
-  }
-  /* Graph outputs that are graph inputs or constants get a copy into their own binding. */
-  for (int32_t k = 0; !st && k < g->n_outputs; k++) {
-    int32_t v = g->outputs[k];
-    const kiln_value *val = &g->values[v];
-    if (!val->data && val->producer >= 0) continue;
-    int32_t src, dst;
-    st = kiln_lower_tensor_of(&lc, v, &src);
-    char name[300];
-    snprintf(name, sizeof name, "%.256s (output)", val->name);
-    if (!st) st = kiln_ew_add_tensor(lc.w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims,
-                                     KILN_STORAGE_IO, -1, 0, &dst);
-    if (!st) st = kiln_ew_add_binding(lc.w, dst, 0);
-    if (!st) st = kiln_ew_add_layer(lc.w, name, "ref", "Identity", &src, 1, &dst, 1, "\0\0\0\0", 4, 0, 0);
-  }
-  if (!st) {
-    kiln_target_rec target;
-    memset(&target, 0, sizeof target);
+  kiln_target_rec target;
+  memset(&target, 0, sizeof target);
+  if (!st && cfg->device == KILN_DEVICE_CUDA) st = kiln_lower_cuda(&lc, &target);
+  else if (!st) st = lower_cpu(&lc);
+  if (!st && cfg->device == KILN_DEVICE_CPU) {
     target.device = KILN_TARGET_CPU;
     target.cpu_isa = (uint32_t)lc.max_isa_used;
     snprintf(target.device_name, sizeof target.device_name, "x86-64 %s", kiln_isa_name(lc.max_isa_used));
+  }
+  if (!st) {
     kiln_options_rec opt;
     memset(&opt, 0, sizeof opt);
     opt.precision = (uint32_t)cfg->precision;

@@ -16,6 +16,18 @@ typedef struct kiln_lower_ctx {
   kiln_isa max_isa_used; /* recorded as the engine's target: loading refuses CPUs without it */
 } kiln_lower_ctx;
 
+bool kiln_lower_is_graph_output(const kiln_graph *g, int32_t v);
+/* A VIEW tensor for value v: tensor `base` at byte offset `off` (flattened to a non-view root). */
+kiln_status kiln_lower_view(kiln_lower_ctx *lc, int32_t v, int32_t base, uint64_t off);
+/* Shape-only ops, Split along an outer-1 axis and contiguous Slices become views of their (already
+ * lowered) input; *done = false when the node is not one of them. */
+kiln_status kiln_lower_try_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done);
+kiln_status kiln_lower_try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done);
+kiln_status kiln_lower_try_slice_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done);
+/* A Slice with unit steps on a single axis: that axis and where the slice starts (*ok = false otherwise). */
+kiln_status kiln_lower_slice_axis(kiln_lower_ctx *lc, const kiln_node *n, int32_t *axis, int64_t *start, bool *ok);
+/* The CUDA lowering of the whole graph (lower_cuda.c); bindings already exist. Fills the target record. */
+kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target);
 kiln_status kiln_lower_tensor_of(kiln_lower_ctx *lc, int32_t v, int32_t *out);
 kiln_status kiln_lower_output(kiln_lower_ctx *lc, int32_t v, int32_t *out);
 /* Try to lower node `i` (and what it fuses with) to a fast CPU kernel; *done = false leaves it to ref. */

@@ -103,6 +103,22 @@ kiln_status kiln_ew_add_tensor(kiln_engine_writer *w, const char *name, uint32_t
   return NULL;
 }
 
+kiln_status kiln_ew_set_layout(kiln_engine_writer *w, int32_t id, uint32_t layout, int64_t pixel_stride) {
+  if (id < 0 || id >= w->n_tensors) return kiln_error(KILN_ERR_INTERNAL, "no tensor %d", id);
+  kiln_tensor_rec *t = &w->tensors[id];
+  if (layout == KILN_LAYOUT_LINEAR) {
+    t->layout = layout;
+    t->pixel_stride = 0;
+    return NULL;
+  }
+  if (layout != KILN_LAYOUT_NHWC || t->rank != 4 || (pixel_stride && pixel_stride < t->dims[1]))
+    return kiln_error(KILN_ERR_INTERNAL, "tensor %d: bad layout %u (rank %u, pixel stride %lld)", id, layout, t->rank,
+                      (long long)pixel_stride);
+  t->layout = layout;
+  t->pixel_stride = pixel_stride ? pixel_stride : t->dims[1];
+  return NULL;
+}
+
 kiln_status kiln_ew_add_blob(kiln_engine_writer *w, const void *data, size_t size, uint64_t *out_offset) {
   if (!buf_align(&w->weights, KILN_ENGINE_ALIGN)) return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
   *out_offset = w->weights.n;

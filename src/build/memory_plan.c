@@ -64,8 +64,8 @@ kiln_status kiln_memory_plan(kiln_tensor_rec *tensors, int32_t n_tensors, const 
     if (tensors[i].storage != KILN_STORAGE_ARENA) continue;
     tensors[i].offset = 0;
     if (last[i] < 0) continue; /* never touched */
-    spans[n_spans++] = (span){i, first[i], last[i], ALIGN_UP(tensors[i].nbytes), 0};
-    naive += ALIGN_UP(tensors[i].nbytes);
+    spans[n_spans++] = (span){i, first[i], last[i], ALIGN_UP(kiln_tensor_span(&tensors[i])), 0};
+    naive += ALIGN_UP(kiln_tensor_span(&tensors[i]));
   }
   qsort(spans, (size_t)n_spans, sizeof(span), by_size_desc);
   uint64_t arena = 0;

@@ -7,6 +7,7 @@
 #include "runtime/engine.h"
 
 #include "backend/cpu/cpu_caps.h"
+#include "backend/cuda/cuda_device.h"
 #include "core/dtype.h"
 #include "core/hash.h"
 
@@ -30,6 +31,7 @@ void kiln_engine_destroy(kiln_engine *e) {
     for (int32_t i = 0; i < e->n_layers; i++)
       if (e->rt[i].kernel && e->rt[i].kernel->release) e->rt[i].kernel->release(e->rt[i].state);
   free(e->rt);
+  kiln_cuda_free(e->device_weights);
   if (e->mapped) munmap(e->data, e->size);
   else free(e->data);
   free(e);
@@ -61,13 +63,30 @@ static kiln_status check_target(const kiln_engine *e) {
                         kiln_isa_name((kiln_isa)t->cpu_isa), kiln_isa_name(have));
     return NULL;
   }
-  if (t->device == KILN_TARGET_CUDA)
-    return kiln_error(KILN_ERR_DEVICE, "engine was built for a CUDA GPU (%.*s, compute capability %u.%u), which this kiln "
-                      "cannot run here", 64, t->device_name, t->cc_major, t->cc_minor);
+  if (t->device == KILN_TARGET_CUDA) {
+    if (kiln_cuda_device_count() == 0)
+      return kiln_error(KILN_ERR_DEVICE, "engine was built for a CUDA GPU (%.*s, compute capability %u.%u) and this machine "
+                        "has no CUDA device%s", 64, t->device_name, t->cc_major, t->cc_minor,
+#ifdef KILN_HAVE_CUDA
+                        ""
+#else
+                        " (this kiln was built without CUDA)"
+#endif
+      );
+    int dev = 0;
+    kiln_cuda_device_info info;
+    KILN_TRY(kiln_cuda_current_device(&dev));
+    KILN_TRY(kiln_cuda_device_query(dev, &info));
+    if ((uint32_t)info.cc_major != t->cc_major || (uint32_t)info.cc_minor != t->cc_minor)
+      return kiln_error(KILN_ERR_DEVICE, "engine was built for compute capability %u.%u (%.*s); CUDA device %d (%s) is %d.%d: "
+                        "rebuild the engine on this GPU", t->cc_major, t->cc_minor, 64, t->device_name, dev, info.name,
+                        info.cc_major, info.cc_minor);
+    return NULL;
+  }
   return kiln_error(KILN_ERR_PARSE, "invalid engine file: unknown target device %u", t->device);
 }
 
-kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine **out) {
+kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describe_only, kiln_engine **out) {
   *out = NULL;
   kiln_engine *e = calloc(1, sizeof *e);
   if (!e) {
@@ -154,21 +173,31 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine
       numel *= t->dims[d];
     }
     if ((uint64_t)numel * kiln_dtype_size((kiln_dtype)t->dtype) != t->nbytes) FAIL(bad("tensor size does not match its dims"));
+    if (t->layout == KILN_LAYOUT_NHWC) {
+      if (t->rank != 4 || t->pixel_stride < t->dims[1] || t->pixel_stride > ((int64_t)1 << 30) ||
+          (t->storage != KILN_STORAGE_VIEW && t->storage != KILN_STORAGE_ARENA))
+        FAIL(bad("tensor with an invalid NHWC layout"));
+    } else if (t->layout != KILN_LAYOUT_LINEAR || t->pixel_stride != 0) {
+      FAIL(bad("tensor with an unknown layout"));
+    }
     switch (t->storage) {
     case KILN_STORAGE_ARENA:
-      if (t->offset > e->plan->arena_size || t->nbytes > e->plan->arena_size - t->offset) FAIL(bad("tensor outside the arena"));
+      if (t->offset > e->plan->arena_size || kiln_tensor_span(t) > e->plan->arena_size - t->offset) FAIL(bad("tensor outside the arena"));
       break;
     case KILN_STORAGE_WEIGHT:
       if (t->offset > e->weights_size || t->nbytes > e->weights_size - t->offset) FAIL(bad("weight outside the weights section"));
       break;
     case KILN_STORAGE_IO:
       if (t->slot < 0 || t->slot >= e->n_bindings || t->offset) FAIL(bad("tensor bound to a missing binding"));
+      if (t->layout != KILN_LAYOUT_LINEAR) FAIL(bad("binding with a non-linear layout"));
       break;
     case KILN_STORAGE_VIEW: {
       /* views point at earlier tensors only, so resolution terminates */
       if (t->alias_of < 0 || t->alias_of >= i) FAIL(bad("view of an invalid tensor"));
       const kiln_tensor_rec *b = &e->tensors[t->alias_of];
-      if (t->offset > b->nbytes || t->nbytes > b->nbytes - t->offset) FAIL(bad("view outside its base tensor"));
+      if (t->offset > kiln_tensor_span(b) || kiln_tensor_span(t) > kiln_tensor_span(b) - t->offset)
+        FAIL(kiln_error(KILN_ERR_PARSE, "invalid engine file: view '%s' lies outside its base tensor '%s'",
+                        kiln_engine_string(e, t->name), kiln_engine_string(e, b->name)));
       break;
     }
     default: FAIL(bad("unknown tensor storage"));
@@ -196,7 +225,27 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine
       if (tid < -1 || tid >= e->n_tensors) FAIL(bad("layer refers to a missing tensor"));
     }
   }
+  if (describe_only) { /* kiln inspect: the records are valid; no kernels, no device */
+    for (int32_t i = 0; i < e->n_layers; i++) {
+      const kiln_layer_rec *l = &e->layers[i];
+      kiln_layer_rt *L = &e->rt[i];
+      L->rec = l;
+      L->name = e->strings + l->name;
+      L->op = e->strings + l->op;
+      L->kernel_name = e->strings + l->kernel;
+      L->n_in = (int32_t)l->n_inputs;
+      L->n_out = (int32_t)l->n_outputs;
+      L->in = e->indices + l->io_index;
+      L->out = L->in + l->n_inputs;
+    }
+    *out = e;
+    return NULL;
+  }
   if ((st = check_target(e))) goto fail;
+  if (e->target->device == KILN_TARGET_CUDA) { /* weights go to the GPU once; every context shares them */
+    if ((st = kiln_cuda_malloc(e->weights_size, (void **)&e->device_weights))) goto fail;
+    if ((st = kiln_cuda_copy_to_device(e->device_weights, e->weights, e->weights_size))) goto fail;
+  }
   for (int32_t i = 0; i < e->n_layers; i++) {
     const kiln_layer_rec *l = &e->layers[i];
     kiln_layer_rt *L = &e->rt[i];
@@ -216,7 +265,7 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine
       FAIL(kiln_error(KILN_ERR_UNSUPPORTED, "layer '%s' uses kernel '%s', which this kiln build does not have: rebuild the engine",
                       L->name, L->kernel_name));
     kiln_engine_view v = {e->tensors, e->n_tensors, e->strings, e->strings_size, e->weights, e->weights_size,
-                          e->opset};
+                          e->opset, e->device_weights, (int)e->target->device};
     if (L->kernel->prepare && (st = L->kernel->prepare(&v, L))) goto fail;
     if (L->workspace > e->workspace_size) e->workspace_size = L->workspace;
   }
@@ -228,7 +277,7 @@ fail:
 #undef FAIL
 }
 
-kiln_status kiln_engine_load_file(const char *path, kiln_engine **out) {
+static kiln_status load_file(const char *path, int describe_only, kiln_engine **out) {
   *out = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return kiln_error(KILN_ERR_IO, "cannot open engine '%s': %s", path, strerror(errno));
@@ -245,9 +294,13 @@ kiln_status kiln_engine_load_file(const char *path, kiln_engine **out) {
   void *m = mmap(NULL, (size_t)s.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (m == MAP_FAILED) return kiln_error(KILN_ERR_IO, "cannot map engine '%s': %s", path, strerror(errno));
-  kiln_status st = kiln_engine_open(m, (size_t)s.st_size, 1, out);
+  kiln_status st = kiln_engine_open(m, (size_t)s.st_size, 1, describe_only, out);
   return kiln_error_prefix(st, "%s: ", path);
 }
+
+kiln_status kiln_engine_load_file(const char *path, kiln_engine **out) { return load_file(path, 0, out); }
+
+kiln_status kiln_engine_describe_file(const char *path, kiln_engine **out) { return load_file(path, 1, out); }
 
 kiln_status kiln_engine_load_memory(const void *data, size_t size, kiln_engine **out) {
   *out = NULL;
@@ -255,7 +308,7 @@ kiln_status kiln_engine_load_memory(const void *data, size_t size, kiln_engine *
   void *copy = NULL;
   if (posix_memalign(&copy, KILN_ENGINE_ALIGN, size ? size : 1) != 0) return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
   if (size) memcpy(copy, data, size);
-  return kiln_engine_open(copy, size, 0, out);
+  return kiln_engine_open(copy, size, 0, 0, out);
 }
 
 int kiln_engine_num_bindings(const kiln_engine *e) { return e->n_bindings; }
@@ -361,7 +414,13 @@ void kiln_engine_print(const kiln_engine *e, int layers) {
       printf(" ");
       for (uint32_t d = 0; d < r->rank; d++) printf("%s%" PRId64, d ? "x" : "", r->dims[d]);
       if (r->rank == 0) printf("scalar");
-      printf("(%s)", r->storage < 4 ? st[r->storage] : "?");
+      printf("(%s", r->storage < 4 ? st[r->storage] : "?");
+      if (r->dtype != KILN_DTYPE_FLOAT32) printf(" %s", kiln_dtype_name((kiln_dtype)r->dtype));
+      if (r->layout == KILN_LAYOUT_NHWC) {
+        printf(" nhwc");
+        if (r->pixel_stride != r->dims[1]) printf("/%" PRId64, r->pixel_stride);
+      }
+      printf(")");
     }
     if (L->rec->macs) printf("  %.1f MMACs", L->rec->macs / 1e6);
     printf("\n");

@@ -29,11 +29,15 @@ struct kiln_engine {
   kiln_layer_rt *rt; /* prepared layers */
   uint64_t workspace_size; /* per-context scratch: the plan's, or more if this kiln's kernels need it */
   int64_t opset;
+  uint8_t *device_weights; /* CUDA engines: the weights section on the GPU (uploaded once at load) */
 };
 
 const char *kiln_engine_string(const kiln_engine *e, uint32_t off);
-/* Validate and index an engine image (takes ownership of data on success and failure). */
-kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, kiln_engine **out);
+/* Validate and index an engine image (takes ownership of data on success and failure). describe_only:
+ * check the records but not the target, and prepare no kernels (for kiln inspect; cannot run). */
+kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describe_only, kiln_engine **out);
+/* kiln_engine_load_file for describing only (an engine for another device can be inspected anywhere). */
+kiln_status kiln_engine_describe_file(const char *path, kiln_engine **out);
 /* Describe the engine (kiln inspect ENGINE). */
 void kiln_engine_print(const kiln_engine *e, int layers);
 

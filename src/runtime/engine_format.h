@@ -1,5 +1,5 @@
 /*
- * Engine file format v1 (see docs/ENGINE_FORMAT.md). Little-endian, 64-bit offsets, fixed-size records,
+ * Engine file format v2 (see docs/ENGINE_FORMAT.md). Little-endian, 64-bit offsets, fixed-size records,
  * one section table. Records are plain structs with explicit padding so the writer and the reader agree
  * byte for byte; the reader validates every offset, count and index before use.
  */
@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define KILN_ENGINE_MAGIC "KILNENG\0"
-#define KILN_ENGINE_FORMAT_VERSION 1u
+#define KILN_ENGINE_FORMAT_VERSION 2u /* 2: tensor layouts (NHWC, pixel stride) */
 #define KILN_ENGINE_ENDIAN_TAG 0x01020304u
 #define KILN_ENGINE_ALIGN 64u /* weights and the arena are 64-byte aligned (cache line, AVX-512) */
 
@@ -70,16 +70,36 @@ enum kiln_storage {
   KILN_STORAGE_VIEW = 3,   /* the memory of tensor `alias_of`, `offset` bytes in */
 };
 
+/* How a tensor's elements sit in memory. dims are always the ONNX (logical) dims. */
+enum kiln_layout {
+  KILN_LAYOUT_LINEAR = 0, /* row-major in the ONNX dim order (every CPU tensor, every binding) */
+  /* 4-D [N,C,H,W] stored as N,H,W,C: element (n,c,h,w) at ((n*H + h)*W + w)*pixel_stride + c. A
+   * pixel_stride > C makes a VIEW a channel slice of a wider tensor (a Concat buffer), and an ARENA
+   * tensor padded (the stem's input, 3 channels stored as 8); either way it spans kiln_tensor_span bytes. */
+  KILN_LAYOUT_NHWC = 1,
+};
+
 typedef struct kiln_tensor_rec {
   uint32_t name;    /* string offset */
   uint32_t dtype;   /* kiln_dtype */
   uint32_t rank;
   uint32_t storage; /* kiln_storage */
   int64_t dims[8];
-  uint64_t offset, nbytes;
+  uint64_t offset, nbytes; /* nbytes: numel * element size (a strided slice spans more, see layout) */
   int32_t slot;     /* binding index for IO, else -1 */
   int32_t alias_of; /* tensor id for VIEW, else -1 */
+  uint32_t layout;  /* kiln_layout */
+  uint32_t reserved;
+  int64_t pixel_stride; /* NHWC: elements between consecutive pixels (>= C); LINEAR: 0 */
 } kiln_tensor_rec;
+
+/* Bytes from a tensor's first element to one past its last (a strided NHWC slice spans more than nbytes). */
+static inline uint64_t kiln_tensor_span(const kiln_tensor_rec *t) {
+  if (t->layout != KILN_LAYOUT_NHWC || t->rank != 4 || t->nbytes == 0 || t->pixel_stride <= t->dims[1]) return t->nbytes;
+  uint64_t es = t->nbytes / (uint64_t)(t->dims[0] * t->dims[1] * t->dims[2] * t->dims[3]);
+  uint64_t pixels = (uint64_t)(t->dims[0] * t->dims[2] * t->dims[3]);
+  return ((pixels - 1) * (uint64_t)t->pixel_stride + (uint64_t)t->dims[1]) * es;
+}
 
 typedef struct kiln_layer_rec {
   uint32_t name;      /* string offset */

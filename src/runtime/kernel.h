@@ -40,14 +40,17 @@ typedef struct kiln_engine_view {
   const uint8_t *weights; /* base of the weights section */
   uint64_t weights_size;
   int64_t opset;
+  const uint8_t *device_weights; /* CUDA engines: the weights section's copy on the GPU (same offsets) */
+  int target;                    /* kiln_target_device */
 } kiln_engine_view;
 
 /* What a kernel sees of the context at run time. */
 typedef struct kiln_exec {
   void *const *ptrs; /* data pointer of every tensor */
   const kiln_tensor_rec *tensors;
-  void *workspace; /* at least rec->workspace bytes, 64-byte aligned */
-  kiln_threadpool *tp;
+  void *workspace; /* at least rec->workspace bytes, 64-byte aligned (device memory for CUDA engines) */
+  kiln_threadpool *tp; /* CPU engines */
+  void *stream;        /* CUDA engines: the caller's cudaStream_t; kernels only enqueue on it */
 } kiln_exec;
 
 typedef struct kiln_kernel {
@@ -64,6 +67,11 @@ extern const kiln_kernel kiln_kernel_ref;      /* any op, through the reference 
 extern const kiln_kernel kiln_kernel_cpu_conv; /* fused Conv (+bias, activation, residual) */
 extern const kiln_kernel kiln_kernel_cpu_pool2d, kiln_kernel_cpu_resize2d, kiln_kernel_cpu_softmax,
     kiln_kernel_cpu_binary, kiln_kernel_cpu_unary, kiln_kernel_cpu_transpose, kiln_kernel_cpu_concat, kiln_kernel_cpu_gemm;
+
+/* CUDA engines (backend/cuda/kernels_cuda.c; only in builds with CUDA). */
+extern const kiln_kernel kiln_kernel_cuda_convert, kiln_kernel_cuda_conv, kiln_kernel_cuda_maxpool,
+    kiln_kernel_cuda_resize_nearest, kiln_kernel_cuda_eltwise, kiln_kernel_cuda_softmax, kiln_kernel_cuda_transpose,
+    kiln_kernel_cuda_concat, kiln_kernel_cuda_split;
 
 /* Serialized node attributes for kernels that rebuild a node at load time (ref). */
 struct kiln_node;

@@ -15,6 +15,17 @@ static const kiln_kernel *const kernels[] = {
     &kiln_kernel_cpu_transpose,
     &kiln_kernel_cpu_concat,
     &kiln_kernel_cpu_gemm,
+#ifdef KILN_HAVE_CUDA
+    &kiln_kernel_cuda_convert,
+    &kiln_kernel_cuda_conv,
+    &kiln_kernel_cuda_maxpool,
+    &kiln_kernel_cuda_resize_nearest,
+    &kiln_kernel_cuda_eltwise,
+    &kiln_kernel_cuda_softmax,
+    &kiln_kernel_cuda_transpose,
+    &kiln_kernel_cuda_concat,
+    &kiln_kernel_cuda_split,
+#endif
 };
 
 const kiln_kernel *kiln_kernel_find(const char *name) {

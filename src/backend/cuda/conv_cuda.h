@@ -49,6 +49,9 @@ typedef struct kiln_cuda_conv_desc {
   kiln_cuda_dtype out_dtype;
   int has_bias, has_residual;
   kiln_epilogue epilogue;
+  /* The input is dense with in_pixel_stride % 8 == 0 and channels in_c..in_pixel_stride-1 hold zeros
+   * (the engine's padded input conversion), so whole 8-channel chunks may be read. */
+  int in_zero_padded;
 } kiln_cuda_conv_desc;
 
 kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d);

@@ -20,22 +20,13 @@ unsigned blocks_for(long long n) {
 
 // Output-ordered (channel fastest) so the NHWC stores coalesce; the NCHW reads are strided by hw.
 // Boundary-only, so a tiled shared-memory transpose is not worth its code yet.
+// cw channels are written per pixel: c of them from x, then zeros (padding channels, see _padded).
 template <typename InT, typename OutT>
-__global__ void nchw_to_nhwc_kernel(const InT *x, OutT *y, long long n, int c, long long hw, long long yps) {
-  GRID_STRIDE(i, n * hw * c) {
-    int ch = (int)(i % c);
-    long long t = i / c, p = t % hw, b = t / hw;
-    kiln_st(y + (b * hw + p) * yps + ch, kiln_ld(x + (b * c + ch) * hw + p));
-  }
-}
-
-template <typename InT, typename OutT>
-__global__ void nhwc_to_nchw_kernel(const InT *x, long long xps, OutT *y, long long n, int c, long long hw) {
-  GRID_STRIDE(i, n * hw * c) {
-    long long p = i % hw, t = i / hw;
-    int ch = (int)(t % c);
-    long long b = t / c;
-    kiln_st(y + i, kiln_ld(x + (b * hw + p) * xps + ch));
+__global__ void nchw_to_nhwc_kernel(const InT *x, OutT *y, long long n, int c, int cw, long long hw, long long yps) {
+  GRID_STRIDE(i, n * hw * cw) {
+    int ch = (int)(i % cw);
+    long long t = i / cw, p = t % hw, b = t / hw;
+    kiln_st(y + (b * hw + p) * yps + ch, ch < c ? kiln_ld(x + (b * c + ch) * hw + p) : 0.f);
   }
 }
 
@@ -53,6 +44,29 @@ __device__ __forceinline__ float binop(int op, float a, float b) {
   case KILN_CUDA_MAX: return fmaxf(a, b);
   case KILN_CUDA_MIN: return fminf(a, b);
   default: return powf(a, b);
+  }
+}
+
+// One element per thread over (pixel, channel) of a channel-strided NHWC tensor: y = act(a [op b]).
+template <typename T>
+__global__ void eltwise_nhwc_kernel(int op, int act, float alpha, float beta, long long pixels, int c, const T *a,
+                                    long long aps, const T *b, long long bps, T *y, long long yps) {
+  GRID_STRIDE(i, pixels * c) {
+    long long p = i / c;
+    int ch = (int)(i % c);
+    float v = kiln_ld(a + p * aps + ch);
+    if (op >= 0) v = binop(op, v, kiln_ld(b + p * bps + ch));
+    kiln_st(y + p * yps + ch, kiln_cuda_act(v, act, alpha, beta));
+  }
+}
+
+template <typename InT, typename OutT>
+__global__ void nhwc_to_nchw_kernel(const InT *x, long long xps, OutT *y, long long n, int c, long long hw) {
+  GRID_STRIDE(i, n * hw * c) {
+    long long p = i % hw, t = i / hw;
+    int ch = (int)(t % c);
+    long long b = t / c;
+    kiln_st(y + i, kiln_ld(x + (b * hw + p) * xps + ch));
   }
 }
 
@@ -96,25 +110,56 @@ bool is_float(kiln_cuda_dtype t) { return t == KILN_CUDA_F32 || t == KILN_CUDA_F
 
 } // namespace
 
-extern "C" kiln_status kiln_cuda_nchw_to_nhwc(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt,
-                                              int64_t n, int64_t c, int64_t hw, int64_t yps,
-                                              kiln_cuda_stream stream) {
+static kiln_status nchw_to_nhwc(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt, int64_t n, int64_t c,
+                                int64_t hw, int64_t yps, int pad, kiln_cuda_stream stream) {
   if (!is_float(xt) || !is_float(yt) || n < 0 || c <= 0 || hw < 0 || (yps && yps < c))
     return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda nchw_to_nhwc: bad type or shape");
   if (!yps) yps = c;
-  long long total = (long long)n * c * hw;
+  int ci = (int)c, cw = pad ? (int)yps : ci;
+  long long total = (long long)n * cw * hw;
   if (!total) return NULL;
   cudaStream_t s = (cudaStream_t)stream;
   unsigned g = blocks_for(total);
-  int ci = (int)c;
   if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
-    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const float *)x, (float *)y, n, ci, hw, yps);
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const float *)x, (float *)y, n, ci, cw, hw, yps);
   else if (xt == KILN_CUDA_F32)
-    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const float *)x, (__half *)y, n, ci, hw, yps);
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const float *)x, (__half *)y, n, ci, cw, hw, yps);
   else if (yt == KILN_CUDA_F32)
-    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const __half *)x, (float *)y, n, ci, hw, yps);
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const __half *)x, (float *)y, n, ci, cw, hw, yps);
   else
-    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const __half *)x, (__half *)y, n, ci, hw, yps);
+    nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const __half *)x, (__half *)y, n, ci, cw, hw, yps);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_nchw_to_nhwc(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt,
+                                              int64_t n, int64_t c, int64_t hw, int64_t yps,
+                                              kiln_cuda_stream stream) {
+  return nchw_to_nhwc(x, xt, y, yt, n, c, hw, yps, 0, stream);
+}
+
+extern "C" kiln_status kiln_cuda_nchw_to_nhwc_padded(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt,
+                                                     int64_t n, int64_t c, int64_t hw, int64_t yps,
+                                                     kiln_cuda_stream stream) {
+  return nchw_to_nhwc(x, xt, y, yt, n, c, hw, yps, 1, stream);
+}
+
+extern "C" kiln_status kiln_cuda_eltwise_nhwc(int op, kiln_epilogue act, kiln_cuda_dtype dt, int64_t pixels, int64_t c,
+                                              const void *a, int64_t a_ps, const void *b, int64_t b_ps, void *y,
+                                              int64_t y_ps, kiln_cuda_stream stream) {
+  if (!is_float(dt) || pixels < 0 || c <= 0 || c > 0x7fffffff || a_ps < c || y_ps < c || (op >= 0 && (!b || b_ps < c)) ||
+      op > KILN_CUDA_POW)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda eltwise_nhwc: bad op, type or shape");
+  long long total = (long long)pixels * c;
+  if (!total) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  if (dt == KILN_CUDA_F32)
+    eltwise_nhwc_kernel<<<blocks_for(total), TPB, 0, s>>>(op, (int)act.act, act.alpha, act.beta, pixels, (int)c,
+                                                          (const float *)a, a_ps, (const float *)b, b_ps, (float *)y, y_ps);
+  else
+    eltwise_nhwc_kernel<<<blocks_for(total), TPB, 0, s>>>(op, (int)act.act, act.alpha, act.beta, pixels, (int)c,
+                                                          (const __half *)a, a_ps, (const __half *)b, b_ps, (__half *)y,
+                                                          y_ps);
   KILN_CUDA_LAUNCH_CHECK();
   return NULL;
 }

@@ -22,6 +22,10 @@ extern "C" {
  * y_pixel_stride 0 = c). Casts fp32 <-> fp16 (round to nearest even) when the types differ. */
 kiln_status kiln_cuda_nchw_to_nhwc(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt, int64_t n,
                                    int64_t c, int64_t hw, int64_t y_pixel_stride, kiln_cuda_stream stream);
+/* The same, but every pixel's channels c..y_pixel_stride-1 are written as zeros: an input padded to 8
+ * channels lets the stem convolution read whole 16-byte chunks (kiln_cuda_conv_desc.in_zero_padded). */
+kiln_status kiln_cuda_nchw_to_nhwc_padded(const void *x, kiln_cuda_dtype xt, void *y, kiln_cuda_dtype yt, int64_t n,
+                                          int64_t c, int64_t hw, int64_t y_pixel_stride, kiln_cuda_stream stream);
 /* x: NHWC [n][hw][x_pixel_stride] -> y: NCHW [n][c][hw], with the same casts. */
 kiln_status kiln_cuda_nhwc_to_nchw(const void *x, kiln_cuda_dtype xt, int64_t x_pixel_stride, void *y,
                                    kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw, kiln_cuda_stream stream);
@@ -40,6 +44,12 @@ kiln_status kiln_cuda_binary(kiln_cuda_binop op, kiln_cuda_dtype dt, const void 
  * y may equal x. */
 kiln_status kiln_cuda_activation(kiln_cuda_dtype dt, kiln_epilogue ep, int64_t n, const void *x, void *y,
                                  kiln_cuda_stream stream);
+
+/* Same-shape elementwise on channel-strided NHWC tensors (Concat slices): for every pixel p and channel
+ * ch < c, y[p*y_ps + ch] = act(a[p*a_ps + ch] op b[p*b_ps + ch]); op < 0 means unary (b unused). */
+kiln_status kiln_cuda_eltwise_nhwc(int op, kiln_epilogue act, kiln_cuda_dtype dt, int64_t pixels, int64_t c,
+                                   const void *a, int64_t a_ps, const void *b, int64_t b_ps, void *y, int64_t y_ps,
+                                   kiln_cuda_stream stream);
 
 /* y = transpose(x, perm): y's dim i is x's dim perm[i]. Any element size of 1, 2, 4 or 8 bytes. */
 kiln_status kiln_cuda_transpose(size_t elem_size, int rank, const int64_t *x_dims, const int32_t *perm,

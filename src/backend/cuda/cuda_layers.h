@@ -1,0 +1,51 @@
+/*
+ * The CUDA engine's layer kernels ("cuda.*" in engine files): their parameter records, shared by the
+ * lowering (src/build/lower_cuda.c), which writes them, and kernels_cuda.c, which validates them at load
+ * and runs them. Most shapes, dtypes, layouts and pixel strides come from the layers' tensor records, so
+ * the parameters hold only what the records cannot say. Records are plain structs with explicit padding;
+ * changing one means a new kernel name (kernel_registry.c).
+ */
+#ifndef KILN_BACKEND_CUDA_LAYERS_H
+#define KILN_BACKEND_CUDA_LAYERS_H
+
+#include "backend/cuda/conv_cuda.h"
+#include "backend/cuda/spatial_cuda.h"
+
+#define KILN_CUDA_MAX_PARTS 64 /* inputs of a Concat, outputs of a Split */
+
+typedef struct kiln_cuda_conv_params { /* "cuda.conv" */
+  kiln_cuda_conv_desc desc;            /* pixel strides are re-read from the tensor records at load */
+  uint64_t packed_offset, packed_size; /* the packed weights in the weights section */
+} kiln_cuda_conv_params;
+
+typedef struct kiln_cuda_pool_params { /* "cuda.maxpool" */
+  kiln_cuda_pool_desc desc;
+} kiln_cuda_pool_params;
+
+typedef struct kiln_cuda_resize_params { /* "cuda.resize_nearest": integer upsampling factors */
+  int64_t scale_h, scale_w;
+} kiln_cuda_resize_params;
+
+typedef struct kiln_cuda_eltwise_params { /* "cuda.eltwise": y = act(a) or act(a op b) */
+  int32_t op;                             /* kiln_cuda_binop, or -1 for unary */
+  int32_t reserved;
+  kiln_epilogue act;
+} kiln_cuda_eltwise_params;
+
+typedef struct kiln_cuda_softmax_params { /* "cuda.softmax": x viewed as [outer][axis][inner] */
+  int64_t outer, axis, inner;
+} kiln_cuda_softmax_params;
+
+typedef struct kiln_cuda_transpose_params { /* "cuda.transpose" */
+  int32_t rank, reserved;
+  int32_t perm[8];
+} kiln_cuda_transpose_params;
+
+/* "cuda.concat" (inputs -> one output) and "cuda.split" (one input -> outputs, each taken from `start`
+ * along the axis): block copies. LINEAR tensors along any axis; NHWC tensors along the channels (axis 1). */
+typedef struct kiln_cuda_parts_params {
+  int32_t axis, n;
+  int64_t start[KILN_CUDA_MAX_PARTS]; /* split: where each output starts along the axis */
+} kiln_cuda_parts_params;
+
+#endif

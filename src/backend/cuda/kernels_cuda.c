@@ -1,0 +1,351 @@
+/*
+ * The "cuda.*" layer kernels of CUDA engines: load-time validation (prepare) against the tensor records,
+ * then run = one or a few asynchronous launches on the context's stream through the kernel APIs of this
+ * folder. Nothing here allocates or synchronizes at run time. A prepare that finds parameters which do
+ * not match the tensors refuses the engine: a launch is never given extents its buffers do not have.
+ */
+#ifdef KILN_HAVE_CUDA
+#include "backend/cuda/cuda_layers.h"
+#include "backend/cuda/eltwise_cuda.h"
+#include "core/dtype.h"
+#include "runtime/kernel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static kiln_status bad_layer(const kiln_layer_rt *L, const char *what) {
+  return kiln_error(KILN_ERR_PARSE, "invalid engine file: layer '%s' (%s): %s", L->name, L->kernel_name, what);
+}
+
+static const kiln_tensor_rec *tensor(const kiln_engine_view *e, int32_t id) { return id >= 0 && id < e->n_tensors ? &e->tensors[id] : NULL; }
+
+static int is_float_t(const kiln_tensor_rec *t) { return t->dtype == KILN_DTYPE_FLOAT32 || t->dtype == KILN_DTYPE_FLOAT16; }
+
+/* Params blob of exactly `size` bytes, copied into a fresh state. */
+static kiln_status take_params(kiln_layer_rt *L, size_t size, int n_in_min, int n_in_max, int n_out_min, int n_out_max) {
+  if (L->params_size != size || L->n_in < n_in_min || L->n_in > n_in_max || L->n_out < n_out_min || L->n_out > n_out_max)
+    return bad_layer(L, "malformed parameters");
+  for (int32_t k = 0; k < L->n_in; k++)
+    if (L->in[k] < 0) return bad_layer(L, "missing input");
+  for (int32_t k = 0; k < L->n_out; k++)
+    if (L->out[k] < 0) return bad_layer(L, "missing output");
+  void *s = malloc(size ? size : 1);
+  KILN_CHECK_ALLOC(s);
+  memcpy(s, L->params, size);
+  L->state = s;
+  return NULL;
+}
+
+static int dims_are(const kiln_tensor_rec *t, int64_t n, int64_t c, int64_t h, int64_t w) {
+  return t->rank == 4 && t->dims[0] == n && t->dims[1] == c && t->dims[2] == h && t->dims[3] == w;
+}
+
+static int64_t numel(const kiln_tensor_rec *t) {
+  int64_t n = 1;
+  for (uint32_t d = 0; d < t->rank; d++) n *= t->dims[d];
+  return n;
+}
+
+/* ---- cuda.convert: layout and/or dtype change, everything from the two tensor records ----------- */
+static kiln_status convert_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, 0, 1, 1, 1, 1));
+  const kiln_tensor_rec *x = tensor(e, L->in[0]), *y = tensor(e, L->out[0]);
+  if (!is_float_t(x) || !is_float_t(y) || numel(x) != numel(y))
+    return bad_layer(L, "convert between tensors of different sizes or non-float types");
+  if ((x->layout == KILN_LAYOUT_NHWC || y->layout == KILN_LAYOUT_NHWC) &&
+      (x->rank != 4 || y->rank != 4 || memcmp(x->dims, y->dims, sizeof(int64_t) * 4)))
+    return bad_layer(L, "layout conversion between tensors of different shapes");
+  if ((x->layout == KILN_LAYOUT_NHWC) == (y->layout == KILN_LAYOUT_NHWC) && x->layout == KILN_LAYOUT_NHWC &&
+      x->dtype != y->dtype)
+    return bad_layer(L, "NHWC to NHWC conversion with a type change");
+  return NULL;
+}
+
+static kiln_status convert_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_tensor_rec *x = &ex->tensors[L->in[0]], *y = &ex->tensors[L->out[0]];
+  const void *xp = ex->ptrs[L->in[0]];
+  void *yp = ex->ptrs[L->out[0]];
+  kiln_cuda_dtype xt = (kiln_cuda_dtype)x->dtype, yt = (kiln_cuda_dtype)y->dtype;
+  if (x->layout == KILN_LAYOUT_LINEAR && y->layout == KILN_LAYOUT_NHWC) {
+    /* a dense tensor wider than its channels is padded for the stem (zeros); a slice is left alone */
+    if (y->storage != KILN_STORAGE_VIEW && y->pixel_stride > y->dims[1])
+      return kiln_cuda_nchw_to_nhwc_padded(xp, xt, yp, yt, x->dims[0], x->dims[1], x->dims[2] * x->dims[3], y->pixel_stride,
+                                           ex->stream);
+    return kiln_cuda_nchw_to_nhwc(xp, xt, yp, yt, x->dims[0], x->dims[1], x->dims[2] * x->dims[3], y->pixel_stride,
+                                  ex->stream);
+  }
+  if (x->layout == KILN_LAYOUT_NHWC && y->layout == KILN_LAYOUT_LINEAR)
+    return kiln_cuda_nhwc_to_nchw(xp, xt, x->pixel_stride, yp, yt, x->dims[0], x->dims[1], x->dims[2] * x->dims[3],
+                                  ex->stream);
+  if (x->layout == KILN_LAYOUT_NHWC) /* same type, different pixel strides */
+    return kiln_cuda_eltwise_nhwc(-1, (kiln_epilogue){KILN_ACT_NONE, 0, 0, 0}, xt, x->dims[0] * x->dims[2] * x->dims[3],
+                                  x->dims[1], xp, x->pixel_stride, NULL, 0, yp, y->pixel_stride, ex->stream);
+  /* LINEAR -> LINEAR cast: a 1-channel "layout change" is a plain element-wise copy with the cast */
+  return kiln_cuda_nchw_to_nhwc(xp, xt, yp, yt, numel(x), 1, 1, 1, ex->stream);
+}
+
+/* ---- cuda.conv ------------------------------------------------------------------------------------ */
+typedef struct conv_state {
+  kiln_cuda_conv_desc desc;
+  const void *packed; /* device */
+} conv_state;
+
+static kiln_status conv_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  kiln_cuda_conv_params p;
+  if (L->params_size != sizeof p || L->n_in < 1 || L->n_in > 2 || L->n_out != 1 || L->in[0] < 0 || L->out[0] < 0 ||
+      (L->n_in == 2 && L->in[1] < 0))
+    return bad_layer(L, "malformed parameters");
+  memcpy(&p, L->params, sizeof p);
+  kiln_cuda_conv_desc *d = &p.desc;
+  const kiln_tensor_rec *x = tensor(e, L->in[0]), *y = tensor(e, L->out[0]), *r = L->n_in == 2 ? tensor(e, L->in[1]) : NULL;
+  kiln_cuda_dtype xt = d->compute, yt = d->out_dtype;
+  if (x->layout != KILN_LAYOUT_NHWC || y->layout != KILN_LAYOUT_NHWC || (r && r->layout != KILN_LAYOUT_NHWC) ||
+      !dims_are(x, d->batch, d->in_c, d->in_h, d->in_w) || !dims_are(y, d->batch, d->out_c, d->out_h, d->out_w) ||
+      (r && !dims_are(r, d->batch, d->out_c, d->out_h, d->out_w)) || x->dtype != (uint32_t)xt || y->dtype != (uint32_t)yt ||
+      (r && r->dtype != (uint32_t)yt) || (L->n_in == 2) != (d->has_residual != 0) || d->out_c_offset != 0)
+    return bad_layer(L, "tensors do not match the convolution");
+  /* the records are the truth about strides; an engine cannot make the kernel step outside a tensor */
+  d->in_pixel_stride = x->pixel_stride;
+  d->out_pixel_stride = y->pixel_stride;
+  d->residual_pixel_stride = r ? r->pixel_stride : 0;
+  if (d->in_zero_padded && (x->storage == KILN_STORAGE_VIEW || x->pixel_stride % 8))
+    return bad_layer(L, "zero-padded input that is not a dense padded tensor");
+  KILN_TRY(kiln_error_prefix(kiln_cuda_conv_validate(d), "layer '%s': ", L->name));
+  if (p.packed_offset > e->weights_size || p.packed_size > e->weights_size - p.packed_offset ||
+      p.packed_size < kiln_cuda_conv_packed_size(d) || p.packed_offset % 64)
+    return bad_layer(L, "packed weights outside the weights section");
+  conv_state *s = malloc(sizeof *s);
+  KILN_CHECK_ALLOC(s);
+  s->desc = *d;
+  s->packed = e->device_weights + p.packed_offset;
+  L->workspace = kiln_cuda_conv_workspace_size(d);
+  L->state = s;
+  return NULL;
+}
+
+static kiln_status conv_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const conv_state *s = L->state;
+  return kiln_cuda_conv_run(&s->desc, s->packed, ex->ptrs[L->in[0]], L->n_in > 1 ? ex->ptrs[L->in[1]] : NULL,
+                            ex->ptrs[L->out[0]], ex->workspace, ex->stream);
+}
+
+/* ---- cuda.maxpool / cuda.resize_nearest (NHWC, channel-strided) ----------------------------------- */
+static kiln_status pool_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_pool_params), 1, 1, 1, 1));
+  kiln_cuda_pool_desc *d = &((kiln_cuda_pool_params *)L->state)->desc;
+  const kiln_tensor_rec *x = tensor(e, L->in[0]), *y = tensor(e, L->out[0]);
+  if (x->layout != KILN_LAYOUT_NHWC || y->layout != KILN_LAYOUT_NHWC || x->dtype != (uint32_t)d->dtype ||
+      y->dtype != x->dtype || !dims_are(x, d->batch, d->channels, d->in_h, d->in_w) ||
+      !dims_are(y, d->batch, d->channels, d->out_h, d->out_w) || d->kernel_h < 1 || d->kernel_w < 1 || d->stride_h < 1 ||
+      d->stride_w < 1 || d->dilation_h < 1 || d->dilation_w < 1)
+    return bad_layer(L, "tensors do not match the pooling");
+  d->in_pixel_stride = x->pixel_stride;
+  d->out_pixel_stride = y->pixel_stride;
+  return NULL;
+}
+
+static kiln_status pool_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  return kiln_cuda_maxpool2d_nhwc(&((const kiln_cuda_pool_params *)L->state)->desc, ex->ptrs[L->in[0]], ex->ptrs[L->out[0]],
+                                  ex->stream);
+}
+
+static kiln_status resize_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_resize_params), 1, 1, 1, 1));
+  const kiln_cuda_resize_params *p = L->state;
+  const kiln_tensor_rec *x = tensor(e, L->in[0]), *y = tensor(e, L->out[0]);
+  if (x->layout != KILN_LAYOUT_NHWC || y->layout != KILN_LAYOUT_NHWC || x->dtype != y->dtype || !is_float_t(x) ||
+      p->scale_h < 1 || p->scale_w < 1 || p->scale_h > 1024 || p->scale_w > 1024 ||
+      !dims_are(y, x->dims[0], x->dims[1], x->dims[2] * p->scale_h, x->dims[3] * p->scale_w))
+    return bad_layer(L, "tensors do not match the resize");
+  return NULL;
+}
+
+static kiln_status resize_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_resize_params *p = L->state;
+  const kiln_tensor_rec *x = &ex->tensors[L->in[0]], *y = &ex->tensors[L->out[0]];
+  return kiln_cuda_resize_nearest_nhwc((kiln_cuda_dtype)x->dtype, x->dims[0], x->dims[1], x->dims[2], x->dims[3], p->scale_h,
+                                       p->scale_w, ex->ptrs[L->in[0]], x->pixel_stride, ex->ptrs[L->out[0]], y->pixel_stride,
+                                       ex->stream);
+}
+
+/* ---- cuda.eltwise: NHWC same-shape (strided), or LINEAR with numpy broadcasting ------------------- */
+static kiln_status eltwise_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_eltwise_params), 1, 2, 1, 1));
+  const kiln_cuda_eltwise_params *p = L->state;
+  const kiln_tensor_rec *a = tensor(e, L->in[0]), *b = L->n_in > 1 ? tensor(e, L->in[1]) : NULL, *y = tensor(e, L->out[0]);
+  if ((p->op < 0) != (b == NULL) || p->op > KILN_CUDA_POW || !is_float_t(y) || a->dtype != y->dtype ||
+      (b && b->dtype != y->dtype) || p->act.act > KILN_ACT_GELU)
+    return bad_layer(L, "malformed elementwise layer");
+  if (y->layout == KILN_LAYOUT_NHWC) {
+    if (a->layout != KILN_LAYOUT_NHWC || (b && b->layout != KILN_LAYOUT_NHWC) || memcmp(a->dims, y->dims, sizeof a->dims) ||
+        (b && memcmp(b->dims, y->dims, sizeof b->dims)))
+      return bad_layer(L, "NHWC elementwise operands of different shapes");
+    return NULL;
+  }
+  if (a->layout != KILN_LAYOUT_LINEAR || (b && b->layout != KILN_LAYOUT_LINEAR) || a->rank > KILN_CUDA_MAX_RANK ||
+      (b && b->rank > KILN_CUDA_MAX_RANK) || y->rank > KILN_CUDA_MAX_RANK)
+    return bad_layer(L, "unsupported elementwise operands");
+  if (!b && numel(a) != numel(y)) return bad_layer(L, "unary operand of the wrong size");
+  if (b) { /* the broadcast shape of a and b must be y's, or the kernel would write past y */
+    uint32_t r = y->rank;
+    if (a->rank > r || b->rank > r) return bad_layer(L, "operands of a higher rank than the result");
+    for (uint32_t d = 0; d < r; d++) {
+      int64_t da = d + a->rank >= r ? a->dims[d + a->rank - r] : 1, db = d + b->rank >= r ? b->dims[d + b->rank - r] : 1;
+      int64_t want = da == 1 ? db : da;
+      if ((da != 1 && db != 1 && da != db) || want != y->dims[d]) return bad_layer(L, "operands do not broadcast to the result");
+    }
+  }
+  return NULL;
+}
+
+static kiln_status eltwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_eltwise_params *p = L->state;
+  const kiln_tensor_rec *a = &ex->tensors[L->in[0]], *y = &ex->tensors[L->out[0]];
+  const kiln_tensor_rec *b = L->n_in > 1 ? &ex->tensors[L->in[1]] : NULL;
+  kiln_cuda_dtype dt = (kiln_cuda_dtype)y->dtype;
+  if (y->layout == KILN_LAYOUT_NHWC)
+    return kiln_cuda_eltwise_nhwc(p->op, p->act, dt, y->dims[0] * y->dims[2] * y->dims[3], y->dims[1], ex->ptrs[L->in[0]],
+                                  a->pixel_stride, b ? ex->ptrs[L->in[1]] : NULL, b ? b->pixel_stride : 0,
+                                  ex->ptrs[L->out[0]], y->pixel_stride, ex->stream);
+  if (!b) return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->in[0]], ex->ptrs[L->out[0]], ex->stream);
+  KILN_TRY(kiln_cuda_binary((kiln_cuda_binop)p->op, dt, ex->ptrs[L->in[0]], (int)a->rank, a->dims, ex->ptrs[L->in[1]],
+                            (int)b->rank, b->dims, ex->ptrs[L->out[0]], ex->stream));
+  if (p->act.act != KILN_ACT_NONE)
+    return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->out[0]], ex->ptrs[L->out[0]], ex->stream);
+  return NULL;
+}
+
+/* ---- cuda.softmax / cuda.transpose (LINEAR) ------------------------------------------------------- */
+static kiln_status softmax_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_softmax_params), 1, 1, 1, 1));
+  const kiln_cuda_softmax_params *p = L->state;
+  const kiln_tensor_rec *x = tensor(e, L->in[0]), *y = tensor(e, L->out[0]);
+  if (x->layout || y->layout || !is_float_t(x) || x->dtype != y->dtype || p->outer < 0 || p->axis < 1 || p->inner < 1 ||
+      p->outer * p->axis * p->inner != numel(x) || numel(x) != numel(y))
+    return bad_layer(L, "tensors do not match the softmax");
+  return NULL;
+}
+
+static kiln_status softmax_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_softmax_params *p = L->state;
+  return kiln_cuda_softmax((kiln_cuda_dtype)ex->tensors[L->in[0]].dtype, p->outer, p->axis, p->inner, ex->ptrs[L->in[0]],
+                           ex->ptrs[L->out[0]], ex->stream);
+}
+
+static kiln_status transpose_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_transpose_params), 1, 1, 1, 1));
+  const kiln_cuda_transpose_params *p = L->state;
+  const kiln_tensor_rec *x = tensor(e, L->in[0]), *y = tensor(e, L->out[0]);
+  if (x->layout || y->layout || x->dtype != y->dtype || p->rank != (int32_t)x->rank || y->rank != x->rank || p->rank < 1 ||
+      p->rank > KILN_CUDA_MAX_RANK)
+    return bad_layer(L, "tensors do not match the transpose");
+  unsigned seen = 0;
+  for (int32_t d = 0; d < p->rank; d++) {
+    if (p->perm[d] < 0 || p->perm[d] >= p->rank || (seen >> p->perm[d] & 1) || y->dims[d] != x->dims[p->perm[d]])
+      return bad_layer(L, "bad permutation");
+    seen |= 1u << p->perm[d];
+  }
+  return NULL;
+}
+
+static kiln_status transpose_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_transpose_params *p = L->state;
+  const kiln_tensor_rec *x = &ex->tensors[L->in[0]];
+  return kiln_cuda_transpose(kiln_dtype_size((kiln_dtype)x->dtype), p->rank, x->dims, p->perm, ex->ptrs[L->in[0]],
+                             ex->ptrs[L->out[0]], ex->stream);
+}
+
+/* ---- cuda.concat / cuda.split: pitched block copies ----------------------------------------------- */
+/* A tensor seen along `axis` as rows x (extent along the axis) x inner: bytes per unit along the axis,
+ * bytes between rows. NHWC: rows are pixels and the axis is the channel. */
+typedef struct axis_geom {
+  int64_t rows, extent;
+  size_t unit, pitch;
+} axis_geom;
+
+static int geom_of(const kiln_tensor_rec *t, int32_t axis, axis_geom *g) {
+  size_t es = kiln_dtype_size((kiln_dtype)t->dtype);
+  if (axis < 0 || (uint32_t)axis >= t->rank || !es) return 0;
+  if (t->layout == KILN_LAYOUT_NHWC) {
+    if (axis != 1) return 0;
+    g->rows = t->dims[0] * t->dims[2] * t->dims[3];
+    g->extent = t->dims[1];
+    g->unit = es;
+    g->pitch = (size_t)t->pixel_stride * es;
+    return 1;
+  }
+  int64_t outer = 1, inner = 1;
+  for (int32_t d = 0; d < axis; d++) outer *= t->dims[d];
+  for (uint32_t d = (uint32_t)axis + 1; d < t->rank; d++) inner *= t->dims[d];
+  g->rows = outer;
+  g->extent = t->dims[axis];
+  g->unit = (size_t)inner * es;
+  g->pitch = (size_t)t->dims[axis] * g->unit;
+  return 1;
+}
+
+/* Same rank/dims except along axis, same rows and unit. */
+static int parts_match(const kiln_tensor_rec *whole, const kiln_tensor_rec *part, int32_t axis) {
+  if (whole->rank != part->rank || whole->dtype != part->dtype || whole->layout != part->layout) return 0;
+  for (uint32_t d = 0; d < whole->rank; d++)
+    if ((int32_t)d != axis && whole->dims[d] != part->dims[d]) return 0;
+  return 1;
+}
+
+static kiln_status parts_prepare(const kiln_engine_view *e, kiln_layer_rt *L, int is_concat) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_parts_params), 1, is_concat ? KILN_CUDA_MAX_PARTS : 1, 1,
+                       is_concat ? 1 : KILN_CUDA_MAX_PARTS));
+  const kiln_cuda_parts_params *p = L->state;
+  const kiln_tensor_rec *whole = tensor(e, is_concat ? L->out[0] : L->in[0]);
+  int32_t n = is_concat ? L->n_in : L->n_out;
+  axis_geom gw;
+  if (p->n != n || !geom_of(whole, p->axis, &gw)) return bad_layer(L, "malformed block copy");
+  int64_t at = 0;
+  for (int32_t k = 0; k < n; k++) {
+    const kiln_tensor_rec *part = tensor(e, is_concat ? L->in[k] : L->out[k]);
+    axis_geom gp;
+    if (!parts_match(whole, part, p->axis) || !geom_of(part, p->axis, &gp)) return bad_layer(L, "parts do not match");
+    int64_t start = is_concat ? at : p->start[k];
+    if (start < 0 || gp.extent > gw.extent - start) return bad_layer(L, "part outside the whole tensor");
+    at += gp.extent;
+  }
+  if (is_concat && at != gw.extent) return bad_layer(L, "parts do not fill the concatenation");
+  return NULL;
+}
+
+static kiln_status parts_run(const kiln_layer_rt *L, const kiln_exec *ex, int is_concat) {
+  const kiln_cuda_parts_params *p = L->state;
+  int32_t wid = is_concat ? L->out[0] : L->in[0];
+  axis_geom gw = {0}, gp = {0};
+  geom_of(&ex->tensors[wid], p->axis, &gw); /* checked at prepare */
+  int32_t n = is_concat ? L->n_in : L->n_out;
+  int64_t at = 0;
+  for (int32_t k = 0; k < n; k++) {
+    int32_t pid = is_concat ? L->in[k] : L->out[k];
+    geom_of(&ex->tensors[pid], p->axis, &gp);
+    int64_t start = is_concat ? at : p->start[k];
+    uint8_t *w = (uint8_t *)ex->ptrs[wid] + (size_t)start * gw.unit;
+    uint8_t *part = ex->ptrs[pid];
+    size_t bytes = (size_t)gp.extent * gp.unit;
+    if (is_concat) KILN_TRY(kiln_cuda_copy_2d(w, gw.pitch, part, gp.pitch, bytes, (size_t)gp.rows, ex->stream));
+    else KILN_TRY(kiln_cuda_copy_2d(part, gp.pitch, w, gw.pitch, bytes, (size_t)gp.rows, ex->stream));
+    at += gp.extent;
+  }
+  return NULL;
+}
+
+static kiln_status concat_prepare(const kiln_engine_view *e, kiln_layer_rt *L) { return parts_prepare(e, L, 1); }
+static kiln_status split_prepare(const kiln_engine_view *e, kiln_layer_rt *L) { return parts_prepare(e, L, 0); }
+static kiln_status concat_run(const kiln_layer_rt *L, const kiln_exec *ex) { return parts_run(L, ex, 1); }
+static kiln_status split_run(const kiln_layer_rt *L, const kiln_exec *ex) { return parts_run(L, ex, 0); }
+
+const kiln_kernel kiln_kernel_cuda_convert = {"cuda.convert", convert_prepare, free, convert_run};
+const kiln_kernel kiln_kernel_cuda_conv = {"cuda.conv", conv_prepare, free, conv_run};
+const kiln_kernel kiln_kernel_cuda_maxpool = {"cuda.maxpool", pool_prepare, free, pool_run};
+const kiln_kernel kiln_kernel_cuda_resize_nearest = {"cuda.resize_nearest", resize_prepare, free, resize_run};
+const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run};
+const kiln_kernel kiln_kernel_cuda_softmax = {"cuda.softmax", softmax_prepare, free, softmax_run};
+const kiln_kernel kiln_kernel_cuda_transpose = {"cuda.transpose", transpose_prepare, free, transpose_run};
+const kiln_kernel kiln_kernel_cuda_concat = {"cuda.concat", concat_prepare, free, concat_run};
+const kiln_kernel kiln_kernel_cuda_split = {"cuda.split", split_prepare, free, split_run};
+#endif

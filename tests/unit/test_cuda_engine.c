@@ -1,0 +1,269 @@
+/* CUDA engines end to end: YOLOv8n built for the GPU, loaded, run on the reference inputs and compared
+ * with ONNX Runtime's outputs (fp32: rel. L2 <= 1e-4; fp16: <= 1e-2), CUDA-graph capture/replay and
+ * re-capture after a rebind, two contexts on two streams, and engines refused on a machine without a GPU
+ * or on another compute capability. Without a GPU only the refusal and build tests run (as in CI). */
+#include "testlib.h"
+
+#include "backend/cuda/cuda_device.h"
+#include "kiln/kiln.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MODEL KILN_SHARED_DIR "/models/yolov8n.onnx"
+#define REF KILN_SHARED_DIR "/reference/yolov8n/"
+#define IN_BYTES ((size_t)1 * 3 * 640 * 640 * 4)
+#define OUT_BYTES ((size_t)1 * 84 * 8400 * 4)
+
+static int have_gpu(void) { return kiln_cuda_device_count() > 0; }
+
+static void *build(kiln_precision prec, int arch, size_t *size) {
+  kiln_network *net;
+  ASSERT_OK(kiln_network_load_onnx(MODEL, &net));
+  kiln_build_config cfg;
+  kiln_build_config_init(&cfg);
+  cfg.device = KILN_DEVICE_CUDA;
+  cfg.precision = prec;
+  cfg.cuda_arch = arch;
+  void *img;
+  ASSERT_OK(kiln_build(net, &cfg, &img, size));
+  kiln_network_destroy(net);
+  return img;
+}
+
+static double rel_l2(const float *a, const float *r, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(a[i])) return INFINITY;
+    double d = (double)a[i] - r[i];
+    num += d * d;
+    den += (double)r[i] * r[i];
+  }
+  return sqrt(num) / (sqrt(den) + 1e-30);
+}
+
+/* Device buffers of one context's bindings. */
+typedef struct gpu_io {
+  void *in, *out;
+} gpu_io;
+
+static void io_alloc(kiln_context *c, gpu_io *io) {
+  ASSERT_OK(kiln_cuda_malloc(IN_BYTES, &io->in));
+  ASSERT_OK(kiln_cuda_malloc(OUT_BYTES, &io->out));
+  ASSERT_OK(kiln_context_bind(c, "images", io->in, IN_BYTES));
+  ASSERT_OK(kiln_context_bind(c, "output0", io->out, OUT_BYTES));
+}
+
+static void io_free(gpu_io *io) {
+  kiln_cuda_free(io->in);
+  kiln_cuda_free(io->out);
+}
+
+/* Upload `name`'s input, poison the output, enqueue, wait, and return rel. L2 against the reference. */
+static double run_image(kiln_context *c, gpu_io *io, void *stream, const char *name) {
+  char in_path[512], ref_path[512];
+  snprintf(in_path, sizeof in_path, REF "%s.input.bin", name);
+  snprintf(ref_path, sizeof ref_path, REF "%s.output.bin", name);
+  size_t in_len, ref_len;
+  void *in = test_read_file(in_path, &in_len);
+  float *ref = test_read_file(ref_path, &ref_len);
+  assert_non_null(in);
+  assert_non_null(ref);
+  assert_int_equal(in_len, IN_BYTES);
+  assert_int_equal(ref_len, OUT_BYTES);
+  float *out = malloc(OUT_BYTES);
+  assert_non_null(out);
+  ASSERT_OK(kiln_cuda_copy_to_device(io->in, in, IN_BYTES));
+  ASSERT_OK(kiln_cuda_fill(io->out, 0xFF, OUT_BYTES)); /* NaN: an unwritten element fails */
+  ASSERT_OK(kiln_context_enqueue(c, stream));
+  ASSERT_OK(kiln_cuda_stream_sync(stream));
+  ASSERT_OK(kiln_cuda_copy_to_host(out, io->out, OUT_BYTES));
+  double err = rel_l2(out, ref, OUT_BYTES / 4);
+  free(in);
+  free(ref);
+  free(out);
+  return err;
+}
+
+static void check_precision(kiln_precision prec, double tol) {
+  if (!have_gpu()) skip();
+  size_t size;
+  void *img = build(prec, 0, &size);
+  kiln_engine *e;
+  ASSERT_OK(kiln_engine_load_memory(img, size, &e));
+  kiln_free(img);
+  assert_int_equal(kiln_engine_device(e), KILN_DEVICE_CUDA);
+  kiln_context *c;
+  ASSERT_OK(kiln_context_create(e, NULL, &c));
+  gpu_io io;
+  io_alloc(c, &io);
+  void *stream;
+  ASSERT_OK(kiln_cuda_stream_create(&stream));
+  const char *names[] = {"rand", "dog", "horses", "person"};
+  for (int k = 0; k < 4; k++) {
+    double err = run_image(c, &io, stream, names[k]);
+    print_message("yolov8n %s %s: rel_l2 = %.3e (limit %.0e)\n", prec == KILN_PRECISION_FP16 ? "fp16" : "fp32", names[k],
+                  err, tol);
+    assert_true(err <= tol);
+  }
+  kiln_cuda_stream_destroy(stream);
+  io_free(&io);
+  kiln_context_destroy(c);
+  kiln_engine_destroy(e);
+}
+
+static void test_yolov8n_fp32(void **state) {
+  (void)state;
+  check_precision(KILN_PRECISION_FP32, 1e-4);
+}
+
+static void test_yolov8n_fp16(void **state) {
+  (void)state;
+  check_precision(KILN_PRECISION_FP16, 1e-2);
+}
+
+/* Graph replay gives the same bytes as plain enqueues; a rebind re-captures; two contexts on two
+ * streams run concurrently and both match; per-layer profiling reports every layer. */
+static void test_graphs_streams_profiling(void **state) {
+  (void)state;
+  if (!have_gpu()) skip();
+  size_t size;
+  void *img = build(KILN_PRECISION_FP16, 0, &size);
+  kiln_engine *e;
+  ASSERT_OK(kiln_engine_load_memory(img, size, &e));
+  kiln_free(img);
+  kiln_context_options graph_opts = {0, 1};
+  kiln_context *plain, *graph;
+  ASSERT_OK(kiln_context_create(e, NULL, &plain));
+  ASSERT_OK(kiln_context_create(e, &graph_opts, &graph));
+  gpu_io a, b;
+  io_alloc(plain, &a);
+  io_alloc(graph, &b);
+  void *s1, *s2;
+  ASSERT_OK(kiln_cuda_stream_create(&s1));
+  ASSERT_OK(kiln_cuda_stream_create(&s2));
+  /* graphs refuse the legacy default stream */
+  expect_error(kiln_context_enqueue(graph, NULL), KILN_ERR_INVALID_ARGUMENT, "default stream");
+  double e1 = run_image(plain, &a, s1, "dog");
+  for (int rep = 0; rep < 3; rep++) { /* capture once, then replay */
+    double e2 = run_image(graph, &b, s2, "dog");
+    assert_true(e2 == e1);
+  }
+  /* rebind to new buffers: the graph must be re-captured with them */
+  gpu_io c2;
+  io_alloc(graph, &c2);
+  double e3 = run_image(graph, &c2, s2, "dog");
+  assert_true(e3 == e1);
+  /* both contexts in flight at once on their own streams */
+  char path[512];
+  snprintf(path, sizeof path, REF "horses.input.bin");
+  size_t len;
+  void *in = test_read_file(path, &len);
+  assert_non_null(in);
+  ASSERT_OK(kiln_cuda_copy_to_device(a.in, in, IN_BYTES));
+  ASSERT_OK(kiln_cuda_copy_to_device(c2.in, in, IN_BYTES));
+  free(in);
+  for (int rep = 0; rep < 5; rep++) {
+    ASSERT_OK(kiln_context_enqueue(plain, s1));
+    ASSERT_OK(kiln_context_enqueue(graph, s2));
+  }
+  ASSERT_OK(kiln_cuda_stream_sync(s1));
+  ASSERT_OK(kiln_cuda_stream_sync(s2));
+  float *o1 = malloc(OUT_BYTES), *o2 = malloc(OUT_BYTES);
+  ASSERT_OK(kiln_cuda_copy_to_host(o1, a.out, OUT_BYTES));
+  ASSERT_OK(kiln_cuda_copy_to_host(o2, c2.out, OUT_BYTES));
+  assert_memory_equal(o1, o2, OUT_BYTES);
+  free(o1);
+  free(o2);
+  /* profiling: every layer gets a GPU time, and they add up to something plausible */
+  int n = kiln_engine_num_layers(e);
+  double *ms = calloc((size_t)n, sizeof(double)), total = 0;
+  kiln_context_set_profiling(graph, 1);
+  ASSERT_OK(kiln_context_enqueue(graph, s2));
+  ASSERT_OK(kiln_context_layer_times(graph, ms, n));
+  for (int i = 0; i < n; i++) {
+    assert_true(ms[i] >= 0 && ms[i] < 1000);
+    total += ms[i];
+  }
+  print_message("profiled enqueue: %d layers, %.3f ms of GPU time\n", n, total);
+  assert_true(total > 0);
+  free(ms);
+  kiln_cuda_stream_destroy(s1);
+  kiln_cuda_stream_destroy(s2);
+  io_free(&a);
+  io_free(&b);
+  io_free(&c2);
+  kiln_context_destroy(plain);
+  kiln_context_destroy(graph);
+  kiln_engine_destroy(e);
+}
+
+/* A GPU engine is refused where it cannot run: no GPU here (CI), or a GPU of another compute capability
+ * (an engine built for sm_80 on the H100). The message names the reason. */
+static void test_refused_elsewhere(void **state) {
+  (void)state;
+#ifndef KILN_HAVE_CUDA
+  skip(); /* without nvcc this kiln cannot build GPU engines at all */
+#endif
+  int other = 80;
+  if (have_gpu()) {
+    kiln_cuda_device_info info;
+    ASSERT_OK(kiln_cuda_device_query(0, &info));
+    if (info.cc_major * 10 + info.cc_minor == 80) other = 90;
+  }
+  size_t size;
+  void *img = build(KILN_PRECISION_FP16, other, &size);
+  kiln_engine *e = NULL;
+  kiln_status st = kiln_engine_load_memory(img, size, &e);
+  kiln_free(img);
+  assert_null(e);
+  expect_error(st, KILN_ERR_DEVICE, have_gpu() ? "rebuild the engine on this GPU" : "no CUDA device");
+}
+
+/* GPU engines built without a GPU (--cuda-arch) are complete: every layer has a CUDA kernel, the
+ * convolutions are fused, the Concats are gone, and the head stays fp32. */
+static void test_build_structure(void **state) {
+  (void)state;
+#ifndef KILN_HAVE_CUDA
+  skip();
+#endif
+  size_t size;
+  void *img = build(KILN_PRECISION_FP16, 90, &size);
+  char path[] = "/tmp/kiln_cuda_engine_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "wb");
+  assert_int_equal(fwrite(img, 1, size, f), size);
+  fclose(f);
+  kiln_free(img);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "%s/kiln inspect %s --layers > %s.txt 2>&1", KILN_BINARY_DIR, path, path);
+  assert_int_equal(system(cmd), 0);
+  char txt[600];
+  snprintf(txt, sizeof txt, "%s.txt", path);
+  size_t len;
+  char *out = test_read_file(txt, &len);
+  assert_non_null(out);
+  assert_non_null(strstr(out, "target      CUDA sm_90, compute capability 9.0"));
+  assert_non_null(strstr(out, "precision fp16"));
+  assert_non_null(strstr(out, "cuda.conv 64"));          /* every Conv, activations and residuals fused */
+  assert_null(strstr(out, " ref "));                     /* no reference (CPU) layers */
+  assert_null(strstr(out, "Sigmoid          cuda.eltwise       1x16")); /* SiLU inside the convs */
+  assert_non_null(strstr(out, "dfl/Softmax_output_0 (to NHWC fp32)")); /* the DFL stays fp32 */
+  free(out);
+  remove(path);
+  remove(txt);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_build_structure),
+      cmocka_unit_test(test_refused_elsewhere),
+      cmocka_unit_test(test_yolov8n_fp32),
+      cmocka_unit_test(test_yolov8n_fp16),
+      cmocka_unit_test(test_graphs_streams_profiling),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
