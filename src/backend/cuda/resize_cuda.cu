@@ -47,12 +47,14 @@ __device__ __forceinline__ float src_coord(int mode, int xo, const Axis &a) {
 __device__ __forceinline__ int clampi(int v, int n) { return v < 0 ? 0 : (v >= n ? n - 1 : v); }
 
 __device__ __forceinline__ int nearest_index(int nmode, float x, int n) {
-  float r;
+  // Ties are detected exactly (x - floor(x) is exact in fp32); floorf(x + 0.5f) would be wrong for x just
+  // below a tie, where the addition itself rounds up to the next integer.
+  float fl = floorf(x), r;
   switch (nmode) {
-  case KILN_CUDA_NEAREST_ROUND_PREFER_CEIL: r = floorf(x + 0.5f); break; // x + 0.5 exact for |x| < 2^22
-  case KILN_CUDA_NEAREST_FLOOR: r = floorf(x); break;
+  case KILN_CUDA_NEAREST_ROUND_PREFER_CEIL: r = x - fl == 0.5f ? fl + 1.f : roundf(x); break;
+  case KILN_CUDA_NEAREST_FLOOR: r = fl; break;
   case KILN_CUDA_NEAREST_CEIL: r = ceilf(x); break;
-  default: r = ceilf(x - 0.5f); break; // round_prefer_floor: a tie goes down
+  default: r = x - fl == 0.5f ? fl : roundf(x); break; // round_prefer_floor: a tie goes down
   }
   // Clamp in float first: a huge coordinate must not overflow the int conversion.
   r = fminf(fmaxf(r, -1.f), (float)n);
