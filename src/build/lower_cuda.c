@@ -20,7 +20,8 @@
  * An op without a CUDA kernel fails the build with its name (a per-layer CPU fallback is future work,
  * see docs/STATUS.md).
  */
-#include "build/builder.h"
+#include "build/lower_cuda.h"
+
 #include "build/fusion.h"
 
 #include "backend/cuda/cuda_device.h"
@@ -37,28 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum node_kind {
-  K_OTHER = 0, /* LINEAR */
-  K_CONV,
-  K_POOL,
-  K_RESIZE,
-  K_CONCAT_C, /* Concat along the channels of 4-D tensors */
-  K_SPLIT_C,  /* Split along the channels of 4-D tensors */
-  K_ELTWISE,  /* activation or same-shape binary op on 4-D tensors */
-} node_kind;
-
-typedef struct cuda_lower {
-  kiln_lower_ctx *lc;
-  kiln_graph *g;
-  int fp16;
-  uint8_t *kind;    /* per node: node_kind */
-  uint8_t *nhwc;    /* per value: lives NHWC */
-  uint8_t *half;    /* per value: NHWC and fp16 */
-  int32_t *alt;     /* per value: its copy in the other layout (cuda.convert output), -1 */
-  int32_t *io_of;   /* per value: the IO tensor an NHWC-produced graph output is converted into, -1 */
-} cuda_lower;
-
-static const kiln_tensor_rec *rec_of(cuda_lower *cl, int32_t id) { return kiln_ew_tensor(cl->lc->w, id); }
+const kiln_tensor_rec *kiln_cuda_lower_rec(cuda_lower *cl, int32_t id) { return kiln_ew_tensor(cl->lc->w, id); }
+#define rec_of kiln_cuda_lower_rec
 
 static bool is_graph_input(const kiln_graph *g, int32_t v) {
   for (int32_t k = 0; k < g->n_inputs; k++)
@@ -242,7 +223,7 @@ static kiln_status new_tensor(cuda_lower *cl, int32_t v, const char *suffix, uin
   return kiln_ew_set_layout(cl->lc->w, *out, layout, ps);
 }
 
-static kiln_status add_layer(cuda_lower *cl, const char *name, const char *kernel, const char *op, const int32_t *ins,
+kiln_status kiln_cuda_lower_add_layer(cuda_lower *cl, const char *name, const char *kernel, const char *op, const int32_t *ins,
                              int n_in, const int32_t *outs, int n_out, const void *params, size_t size, uint64_t ws,
                              uint64_t macs) {
   return kiln_ew_add_layer(cl->lc->w, name, kernel, op, ins, (uint32_t)n_in, outs, (uint32_t)n_out, params, size, ws, macs);
@@ -254,7 +235,7 @@ static bool same_bytes_as_linear(const kiln_tensor_rec *t) {
 
 /* The tensor holding value v with this layout and dtype, converting (once per value) if needed. pad8:
  * an NHWC copy padded to 8 channels with zeros (the stem's input, so it takes 16-byte loads). */
-static kiln_status tensor_as(cuda_lower *cl, int32_t v, uint32_t layout, uint32_t dtype, bool pad8, int32_t *out) {
+kiln_status kiln_cuda_lower_tensor_as(cuda_lower *cl, int32_t v, uint32_t layout, uint32_t dtype, bool pad8, int32_t *out) {
   int32_t t;
   KILN_TRY(kiln_lower_tensor_of(cl->lc, v, &t)); /* constants become WEIGHT tensors here */
   const kiln_value *val = &cl->g->values[v];
@@ -288,7 +269,7 @@ static kiln_status tensor_as(cuda_lower *cl, int32_t v, uint32_t layout, uint32_
   char name[300];
   snprintf(name, sizeof name, "%.256s (to %s %s)", val->name, layout == KILN_LAYOUT_NHWC ? "NHWC" : "LINEAR",
            dtype == KILN_DTYPE_FLOAT16 ? "fp16" : "fp32");
-  KILN_TRY(add_layer(cl, name, "cuda.convert", "Convert", &t, 1, out, 1, NULL, 0, 0, 0));
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, name, "cuda.convert", "Convert", &t, 1, out, 1, NULL, 0, 0, 0));
   cl->alt[v] = *out;
   return NULL;
 }
@@ -316,13 +297,13 @@ static kiln_status finish_output(cuda_lower *cl, int32_t v) {
   int32_t src = cl->lc->tensor_of[v];
   char name[300];
   snprintf(name, sizeof name, "%.256s (to the output)", cl->g->values[v].name);
-  KILN_TRY(add_layer(cl, name, "cuda.convert", "Convert", &src, 1, &io, 1, NULL, 0, 0, 0));
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, name, "cuda.convert", "Convert", &src, 1, &io, 1, NULL, 0, 0, 0));
   cl->alt[v] = io;
   return NULL;
 }
 
 /* A LINEAR output tensor for value v (its binding when it is a graph output). */
-static kiln_status linear_output(cuda_lower *cl, int32_t v, int32_t *out) {
+kiln_status kiln_cuda_lower_linear_output(cuda_lower *cl, int32_t v, int32_t *out) {
   if (cl->lc->tensor_of[v] >= 0) {
     *out = cl->lc->tensor_of[v];
     return NULL;
@@ -447,9 +428,9 @@ static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
    * TODO(conv): enable once conv_cuda takes in_zero_padded (the conv-speed work). */
   bool pad8 = false;
   int32_t ins[2], out;
-  KILN_TRY(tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, dt, pad8, &ins[0]));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, dt, pad8, &ins[0]));
   int n_in = 1;
-  if (f.residual >= 0) KILN_TRY(tensor_as(cl, f.residual, KILN_LAYOUT_NHWC, dt, false, &ins[n_in++]));
+  if (f.residual >= 0) KILN_TRY(kiln_cuda_lower_tensor_as(cl, f.residual, KILN_LAYOUT_NHWC, dt, false, &ins[n_in++]));
   KILN_TRY(nhwc_output(cl, f.out, &out));
   d.in_pixel_stride = rec_of(cl, ins[0])->pixel_stride;
   d.out_pixel_stride = rec_of(cl, out)->pixel_stride;
@@ -467,7 +448,7 @@ static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   free(packed);
   KILN_TRY(st);
   for (int k = 1; k < f.n_nodes; k++) cl->lc->consumed[f.nodes[k]] = 1;
-  KILN_TRY(add_layer(cl, n->name, "cuda.conv", "Conv", ins, n_in, &out, 1, &lp, sizeof lp, kiln_cuda_conv_workspace_size(&d),
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.conv", "Conv", ins, n_in, &out, 1, &lp, sizeof lp, kiln_cuda_conv_workspace_size(&d),
                      (uint64_t)kiln_node_macs(g, n)));
   return finish_output(cl, f.out);
 }
@@ -487,9 +468,9 @@ static kiln_status lower_pool(cuda_lower *cl, const kiln_node *n) {
   d->dilation_h = p->geom.dilations[0], d->dilation_w = p->geom.dilations[1];
   d->dtype = cl->half[yv] ? KILN_CUDA_F16 : KILN_CUDA_F32;
   int32_t in, out;
-  KILN_TRY(tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, nhwc_dtype(cl, yv), false, &in));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, nhwc_dtype(cl, yv), false, &in));
   KILN_TRY(nhwc_output(cl, yv, &out));
-  KILN_TRY(add_layer(cl, n->name, "cuda.maxpool", n->op_type, &in, 1, &out, 1, &pp, sizeof pp, 0, 0));
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.maxpool", n->op_type, &in, 1, &out, 1, &pp, sizeof pp, 0, 0));
   return finish_output(cl, yv);
 }
 
@@ -498,9 +479,9 @@ static kiln_status lower_resize(cuda_lower *cl, const kiln_node *n) {
   memset(&rp, 0, sizeof rp);
   resize_factors(cl->g, n, &rp.scale_h, &rp.scale_w);
   int32_t yv = n->outputs[0], in, out;
-  KILN_TRY(tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, nhwc_dtype(cl, yv), false, &in));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, nhwc_dtype(cl, yv), false, &in));
   KILN_TRY(nhwc_output(cl, yv, &out));
-  KILN_TRY(add_layer(cl, n->name, "cuda.resize_nearest", n->op_type, &in, 1, &out, 1, &rp, sizeof rp, 0, 0));
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.resize_nearest", n->op_type, &in, 1, &out, 1, &rp, sizeof rp, 0, 0));
   return finish_output(cl, yv);
 }
 
@@ -519,11 +500,11 @@ static kiln_status lower_eltwise(cuda_lower *cl, const kiln_node *n, uint32_t la
   for (int k = 0; k < n_in; k++) {
     const kiln_value *v = kiln_node_input(cl->g, n, k);
     if (!v || v->dtype != KILN_DTYPE_FLOAT32) return kiln_error(KILN_ERR_UNSUPPORTED, "elementwise op on non-float32 input");
-    KILN_TRY(tensor_as(cl, n->inputs[k], layout, dt, false, &ins[k]));
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[k], layout, dt, false, &ins[k]));
   }
   if (layout == KILN_LAYOUT_NHWC) KILN_TRY(nhwc_output(cl, yv, &out));
-  else KILN_TRY(linear_output(cl, yv, &out));
-  KILN_TRY(add_layer(cl, n->name, "cuda.eltwise", n->op_type, ins, n_in, &out, 1, &ep, sizeof ep, 0, 0));
+  else KILN_TRY(kiln_cuda_lower_linear_output(cl, yv, &out));
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.eltwise", n->op_type, ins, n_in, &out, 1, &ep, sizeof ep, 0, 0));
   return finish_output(cl, yv);
 }
 
@@ -543,22 +524,22 @@ static kiln_status lower_concat(cuda_lower *cl, const kiln_node *n, uint32_t lay
     const kiln_value *v = kiln_node_input(cl->g, n, k);
     if (!v || kiln_shape_numel(&v->shape) == 0) continue; /* empty inputs add nothing */
     if (v->dtype != y->dtype) return kiln_error(KILN_ERR_SHAPE, "Concat inputs of different types");
-    KILN_TRY(tensor_as(cl, n->inputs[k], layout, dt, false, &ins[m++]));
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[k], layout, dt, false, &ins[m++]));
   }
   if (layout == KILN_LAYOUT_NHWC) KILN_TRY(nhwc_output(cl, yv, &out));
-  else KILN_TRY(linear_output(cl, yv, &out));
+  else KILN_TRY(kiln_cuda_lower_linear_output(cl, yv, &out));
   kiln_cuda_parts_params pp;
   memset(&pp, 0, sizeof pp);
   pp.axis = ax;
   pp.n = m;
-  KILN_TRY(add_layer(cl, n->name, "cuda.concat", "Concat", ins, m, &out, 1, &pp, sizeof pp, 0, 0));
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.concat", "Concat", ins, m, &out, 1, &pp, sizeof pp, 0, 0));
   return finish_output(cl, yv);
 }
 
 /* Split along the channels of an NHWC tensor: views at channel offsets, at any batch size. */
 static kiln_status lower_split_nhwc(cuda_lower *cl, const kiln_node *n) {
   int32_t x = n->inputs[0], in;
-  KILN_TRY(tensor_as(cl, x, KILN_LAYOUT_NHWC, nhwc_dtype(cl, x), false, &in));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, x, KILN_LAYOUT_NHWC, nhwc_dtype(cl, x), false, &in));
   const kiln_tensor_rec *r = rec_of(cl, in);
   int32_t root = r->storage == KILN_STORAGE_VIEW ? r->alias_of : in;
   uint64_t off = r->storage == KILN_STORAGE_VIEW ? r->offset : 0, es = kiln_dtype_size((kiln_dtype)r->dtype);
@@ -588,7 +569,7 @@ static kiln_status linear_view(cuda_lower *cl, const kiln_node *n, view_fn fn, b
   *done = false;
   int32_t x = n->inputs[0], lin;
   if (x < 0 || cl->g->values[x].data) return NULL;
-  KILN_TRY(tensor_as(cl, x, KILN_LAYOUT_LINEAR, cl->g->values[x].dtype, false, &lin));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, x, KILN_LAYOUT_LINEAR, cl->g->values[x].dtype, false, &lin));
   int32_t saved = cl->lc->tensor_of[x];
   cl->lc->tensor_of[x] = lin;
   kiln_status st = fn(cl->lc, n, done);
@@ -601,18 +582,18 @@ static kiln_status lower_split_copy(cuda_lower *cl, const kiln_node *n, int32_t 
   const kiln_value *x = kiln_node_input(cl->g, n, 0);
   int32_t in, outs[KILN_CUDA_MAX_PARTS];
   if (n->n_outputs > KILN_CUDA_MAX_PARTS) return kiln_error(KILN_ERR_UNSUPPORTED, "Split into more than %d outputs", KILN_CUDA_MAX_PARTS);
-  KILN_TRY(tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, x->dtype, false, &in));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, x->dtype, false, &in));
   kiln_cuda_parts_params pp;
   memset(&pp, 0, sizeof pp);
   pp.axis = axis;
   int m = 0;
   for (int32_t k = 0; k < n->n_outputs; k++) {
     if (n->outputs[k] < 0) continue;
-    KILN_TRY(linear_output(cl, n->outputs[k], &outs[m]));
+    KILN_TRY(kiln_cuda_lower_linear_output(cl, n->outputs[k], &outs[m]));
     pp.start[m++] = starts[k];
   }
   pp.n = m;
-  return add_layer(cl, n->name, "cuda.split", n->op_type, &in, 1, outs, m, &pp, sizeof pp, 0, 0);
+  return kiln_cuda_lower_add_layer(cl, n->name, "cuda.split", n->op_type, &in, 1, outs, m, &pp, sizeof pp, 0, 0);
 }
 
 static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
@@ -625,9 +606,9 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     if (done) return NULL;
     /* a graph output: copy the bytes into the binding */
     int32_t in, out;
-    KILN_TRY(tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, g->values[n->inputs[0]].dtype, false, &in));
-    KILN_TRY(linear_output(cl, n->outputs[0], &out));
-    return add_layer(cl, n->name, "cuda.convert", n->op_type, &in, 1, &out, 1, NULL, 0, 0, 0);
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, g->values[n->inputs[0]].dtype, false, &in));
+    KILN_TRY(kiln_cuda_lower_linear_output(cl, n->outputs[0], &out));
+    return kiln_cuda_lower_add_layer(cl, n->name, "cuda.convert", n->op_type, &in, 1, &out, 1, NULL, 0, 0, 0);
   }
   case KILN_OP_Split: {
     KILN_TRY(linear_view(cl, n, kiln_lower_try_split_view, &done));
@@ -666,9 +647,9 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     if (kiln_node_find_attr(n, "perm")) KILN_TRY(kiln_node_get_ints(n, "perm", &perm, &cnt));
     for (int32_t k = 0; k < tp.rank; k++) tp.perm[k] = perm && cnt == (size_t)tp.rank ? (int32_t)perm[k] : tp.rank - 1 - k;
     int32_t in, out;
-    KILN_TRY(tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, x->dtype, false, &in));
-    KILN_TRY(linear_output(cl, n->outputs[0], &out));
-    return add_layer(cl, n->name, "cuda.transpose", "Transpose", &in, 1, &out, 1, &tp, sizeof tp, 0, 0);
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, x->dtype, false, &in));
+    KILN_TRY(kiln_cuda_lower_linear_output(cl, n->outputs[0], &out));
+    return kiln_cuda_lower_add_layer(cl, n->name, "cuda.transpose", "Transpose", &in, 1, &out, 1, &tp, sizeof tp, 0, 0);
   }
   case KILN_OP_Softmax: {
     const kiln_value *x = kiln_node_input(g, n, 0);
@@ -681,15 +662,17 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     for (int32_t d = axis + 1; d < x->shape.rank; d++) sp.inner *= x->shape.dims[d];
     if (p->coerce_2d) sp.axis *= sp.inner, sp.inner = 1; /* before opset 13: everything from `axis` on */
     int32_t in, out;
-    KILN_TRY(tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, x->dtype, false, &in));
-    KILN_TRY(linear_output(cl, n->outputs[0], &out));
-    return add_layer(cl, n->name, "cuda.softmax", "Softmax", &in, 1, &out, 1, &sp, sizeof sp, 0, 0);
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, x->dtype, false, &in));
+    KILN_TRY(kiln_cuda_lower_linear_output(cl, n->outputs[0], &out));
+    return kiln_cuda_lower_add_layer(cl, n->name, "cuda.softmax", "Softmax", &in, 1, &out, 1, &sp, sizeof sp, 0, 0);
   }
   default: break;
   }
   kiln_epilogue ep;
   if ((n->n_inputs == 2 && binary_op(n) >= 0) || (n->n_inputs == 1 && unary_act(g, n, &ep)))
     return lower_eltwise(cl, n, KILN_LAYOUT_LINEAR);
+  KILN_TRY(kiln_lower_cuda_ops(cl, i, &done));
+  if (done) return NULL;
   return kiln_error(KILN_ERR_UNSUPPORTED, "%s has no CUDA kernel yet (GPU engines cannot fall back to the CPU so far)",
                     n->op_type);
 }
@@ -769,7 +752,7 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
     if (!st && (val->dtype != KILN_DTYPE_FLOAT32 && val->dtype != KILN_DTYPE_FLOAT16))
       st = kiln_error(KILN_ERR_UNSUPPORTED, "output '%s' of type %s copied from an input or constant", val->name,
                       kiln_dtype_name(val->dtype));
-    if (!st) st = add_layer(&cl, val->name, "cuda.convert", "Identity", &src, 1, &dst, 1, NULL, 0, 0, 0);
+    if (!st) st = kiln_cuda_lower_add_layer(&cl, val->name, "cuda.convert", "Identity", &src, 1, &dst, 1, NULL, 0, 0, 0);
   }
   free(cl.kind);
   free(cl.nhwc);
