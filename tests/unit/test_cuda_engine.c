@@ -19,7 +19,7 @@
 
 static int have_gpu(void) { return kiln_cuda_device_count() > 0; }
 
-static void *build(kiln_precision prec, int arch, size_t *size) {
+static void *build_batch(kiln_precision prec, int arch, int64_t batch, size_t *size) {
   kiln_network *net;
   ASSERT_OK(kiln_network_load_onnx(MODEL, &net));
   kiln_build_config cfg;
@@ -27,11 +27,14 @@ static void *build(kiln_precision prec, int arch, size_t *size) {
   cfg.device = KILN_DEVICE_CUDA;
   cfg.precision = prec;
   cfg.cuda_arch = arch;
+  cfg.batch = batch;
   void *img;
   ASSERT_OK(kiln_build(net, &cfg, &img, size));
   kiln_network_destroy(net);
   return img;
 }
+
+static void *build(kiln_precision prec, int arch, size_t *size) { return build_batch(prec, arch, 0, size); }
 
 static double rel_l2(const float *a, const float *r, size_t n) {
   double num = 0, den = 0;
@@ -122,6 +125,56 @@ static void test_yolov8n_fp32(void **state) {
 static void test_yolov8n_fp16(void **state) {
   (void)state;
   check_precision(KILN_PRECISION_FP16, 1e-2);
+}
+
+/* Batch 3 (Splits, Slices and Concats are copies or strided views there, not the batch-1 views): each
+ * image of the batch matches its own reference. */
+static void test_yolov8n_batch3(void **state) {
+  (void)state;
+  if (!have_gpu()) skip();
+  size_t size;
+  void *img = build_batch(KILN_PRECISION_FP32, 0, 3, &size);
+  kiln_engine *e;
+  ASSERT_OK(kiln_engine_load_memory(img, size, &e));
+  kiln_free(img);
+  kiln_context *c;
+  ASSERT_OK(kiln_context_create(e, NULL, &c));
+  void *din, *dout;
+  ASSERT_OK(kiln_cuda_malloc(3 * IN_BYTES, &din));
+  ASSERT_OK(kiln_cuda_malloc(3 * OUT_BYTES, &dout));
+  ASSERT_OK(kiln_context_bind(c, "images", din, 3 * IN_BYTES));
+  ASSERT_OK(kiln_context_bind(c, "output0", dout, 3 * OUT_BYTES));
+  const char *names[] = {"dog", "horses", "person"};
+  for (int k = 0; k < 3; k++) {
+    char path[512];
+    snprintf(path, sizeof path, REF "%s.input.bin", names[k]);
+    size_t len;
+    void *in = test_read_file(path, &len);
+    assert_non_null(in);
+    ASSERT_OK(kiln_cuda_copy_to_device((char *)din + k * IN_BYTES, in, IN_BYTES));
+    free(in);
+  }
+  ASSERT_OK(kiln_cuda_fill(dout, 0xFF, 3 * OUT_BYTES));
+  ASSERT_OK(kiln_context_enqueue(c, NULL));
+  float *out = malloc(3 * OUT_BYTES);
+  assert_non_null(out);
+  ASSERT_OK(kiln_cuda_copy_to_host(out, dout, 3 * OUT_BYTES));
+  for (int k = 0; k < 3; k++) {
+    char path[512];
+    snprintf(path, sizeof path, REF "%s.output.bin", names[k]);
+    size_t len;
+    float *ref = test_read_file(path, &len);
+    assert_non_null(ref);
+    double err = rel_l2(out + k * (OUT_BYTES / 4), ref, OUT_BYTES / 4);
+    print_message("yolov8n fp32 batch 3, image %d (%s): rel_l2 = %.3e\n", k, names[k], err);
+    assert_true(err <= 1e-4);
+    free(ref);
+  }
+  free(out);
+  kiln_cuda_free(din);
+  kiln_cuda_free(dout);
+  kiln_context_destroy(c);
+  kiln_engine_destroy(e);
 }
 
 /* Graph replay gives the same bytes as plain enqueues; a rebind re-captures; two contexts on two
@@ -263,6 +316,7 @@ int main(void) {
       cmocka_unit_test(test_refused_elsewhere),
       cmocka_unit_test(test_yolov8n_fp32),
       cmocka_unit_test(test_yolov8n_fp16),
+      cmocka_unit_test(test_yolov8n_batch3),
       cmocka_unit_test(test_graphs_streams_profiling),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
