@@ -382,6 +382,69 @@ static kiln_status place_concats(cuda_lower *cl) {
   return NULL;
 }
 
+/* ---- the detection head's spatial Concat ------------------------------------------------------------
+ * YOLO heads flatten each scale's NHWC map ([N,C,H,W] -> [N,C,H*W]) and concatenate the scales along the
+ * last axis. Converting each map to LINEAR and then copying it into the Concat would pass over the data
+ * twice; cuda.convert_concat converts every map straight into its slice. The Reshapes disappear. */
+static bool flattened_nhwc(cuda_lower *cl, int32_t v, const kiln_value *y, int32_t *src) {
+  kiln_graph *g = cl->g;
+  const kiln_value *val = &g->values[v];
+  if (v < 0 || val->producer < 0 || kiln_lower_is_graph_output(g, v) || kiln_graph_count_uses(g, v) != 1) return false;
+  const kiln_node *r = &g->nodes[val->producer];
+  if ((r->op != KILN_OP_Reshape && r->op != KILN_OP_Flatten) || r->inputs[0] < 0) return false;
+  int32_t u = r->inputs[0];
+  const kiln_value *uv = &g->values[u];
+  if (!cl->nhwc[u] || uv->shape.rank != 4 || val->shape.rank != 3) return false;
+  const int64_t *d = uv->shape.dims;
+  if (val->shape.dims[0] != d[0] || val->shape.dims[1] != d[1] || val->shape.dims[2] != d[2] * d[3] ||
+      y->shape.dims[0] != d[0] || y->shape.dims[1] != d[1])
+    return false;
+  *src = u;
+  return true;
+}
+
+static void plan_spatial_concats(cuda_lower *cl) {
+  kiln_graph *g = cl->g;
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const kiln_node *n = &g->nodes[i];
+    if (n->op != KILN_OP_Concat || cl->kind[i] != K_OTHER || n->n_outputs != 1 || n->n_inputs < 1 ||
+        n->n_inputs > KILN_CUDA_MAX_PARTS)
+      continue;
+    const kiln_value *y = kiln_node_output(g, n, 0);
+    int64_t axis = 0;
+    kiln_status st = kiln_node_get_int(n, "axis", 0, &axis);
+    if (st || !y || y->dtype != KILN_DTYPE_FLOAT32 || y->shape.rank != 3 || (axis != 2 && axis != -1)) {
+      kiln_status_destroy(st);
+      continue;
+    }
+    bool ok = true;
+    for (int32_t k = 0; ok && k < n->n_inputs; k++) {
+      int32_t u;
+      ok = flattened_nhwc(cl, n->inputs[k], y, &u);
+      for (int32_t j = 0; ok && j < k; j++) ok = n->inputs[j] != n->inputs[k];
+    }
+    if (!ok) continue;
+    cl->spatial_concat[i] = 1;
+    for (int32_t k = 0; k < n->n_inputs; k++) cl->lc->consumed[g->values[n->inputs[k]].producer] = 1;
+  }
+}
+
+static kiln_status lower_spatial_concat(cuda_lower *cl, const kiln_node *n) {
+  const kiln_value *y = kiln_node_output(cl->g, n, 0);
+  int32_t ins[KILN_CUDA_MAX_PARTS], out;
+  for (int32_t k = 0; k < n->n_inputs; k++) {
+    int32_t u = -1;
+    flattened_nhwc(cl, n->inputs[k], y, &u);
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, u, KILN_LAYOUT_NHWC, nhwc_dtype(cl, u), false, &ins[k]));
+  }
+  KILN_TRY(kiln_cuda_lower_linear_output(cl, n->outputs[0], &out));
+  kiln_cuda_parts_params pp;
+  memset(&pp, 0, sizeof pp);
+  pp.axis = 2;
+  pp.n = n->n_inputs;
+  return kiln_cuda_lower_add_layer(cl, n->name, "cuda.convert_concat", "Concat", ins, n->n_inputs, &out, 1, &pp, sizeof pp, 0, 0);
+}
+
 /* ---- NHWC layers ----------------------------------------------------------------------------------- */
 static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   kiln_graph *g = cl->g;
@@ -635,7 +698,9 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     if (!ok) return kiln_error(KILN_ERR_UNSUPPORTED, "Slice with steps or several sliced axes has no CUDA kernel yet");
     return lower_split_copy(cl, n, ax, &start);
   }
-  case KILN_OP_Concat: return lower_concat(cl, n, KILN_LAYOUT_LINEAR);
+  case KILN_OP_Concat:
+    if (cl->spatial_concat[i]) return lower_spatial_concat(cl, n);
+    return lower_concat(cl, n, KILN_LAYOUT_LINEAR);
   case KILN_OP_Transpose: {
     const kiln_value *x = kiln_node_input(g, n, 0);
     kiln_cuda_transpose_params tp;
@@ -710,18 +775,20 @@ static kiln_status cuda_target(const kiln_build_config *cfg, kiln_target_rec *t)
 kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   KILN_TRY(cuda_target(lc->cfg, target));
   kiln_graph *g = lc->g;
-  cuda_lower cl = {lc, g, lc->cfg->precision == KILN_PRECISION_FP16, NULL, NULL, NULL, NULL, NULL};
+  cuda_lower cl = {lc, g, lc->cfg->precision == KILN_PRECISION_FP16, NULL, NULL, NULL, NULL, NULL, NULL};
   size_t nv = (size_t)g->n_values + 1;
   cl.kind = calloc((size_t)g->n_nodes + 1, 1);
   cl.nhwc = calloc(nv, 1);
   cl.half = calloc(nv, 1);
   cl.alt = malloc(nv * sizeof(int32_t));
   cl.io_of = malloc(nv * sizeof(int32_t));
+  cl.spatial_concat = calloc((size_t)g->n_nodes + 1, 1);
   kiln_status st = NULL;
-  if (!cl.kind || !cl.nhwc || !cl.half || !cl.alt || !cl.io_of) st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  if (!cl.kind || !cl.nhwc || !cl.half || !cl.alt || !cl.io_of || !cl.spatial_concat) st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
   for (size_t v = 0; !st && v < nv; v++) cl.alt[v] = cl.io_of[v] = -1;
   if (!st) {
     assign_layouts(&cl);
+    plan_spatial_concats(&cl);
     st = place_concats(&cl);
   }
   for (int32_t i = 0; !st && i < g->n_nodes; i++) {
@@ -759,5 +826,6 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   free(cl.half);
   free(cl.alt);
   free(cl.io_of);
+  free(cl.spatial_concat);
   return st;
 }

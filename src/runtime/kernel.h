@@ -69,7 +69,7 @@ extern const kiln_kernel kiln_kernel_cpu_pool2d, kiln_kernel_cpu_resize2d, kiln_
     kiln_kernel_cpu_binary, kiln_kernel_cpu_unary, kiln_kernel_cpu_transpose, kiln_kernel_cpu_concat, kiln_kernel_cpu_gemm;
 
 /* CUDA engines (backend/cuda/kernels_cuda.c; only in builds with CUDA). */
-extern const kiln_kernel kiln_kernel_cuda_convert, kiln_kernel_cuda_conv, kiln_kernel_cuda_maxpool,
+extern const kiln_kernel kiln_kernel_cuda_convert, kiln_kernel_cuda_convert_concat, kiln_kernel_cuda_conv, kiln_kernel_cuda_maxpool,
     kiln_kernel_cuda_resize_nearest, kiln_kernel_cuda_eltwise, kiln_kernel_cuda_softmax, kiln_kernel_cuda_transpose,
     kiln_kernel_cuda_concat, kiln_kernel_cuda_split;
 

@@ -17,6 +17,7 @@ static const kiln_kernel *const kernels[] = {
     &kiln_kernel_cpu_gemm,
 #ifdef KILN_HAVE_CUDA
     &kiln_kernel_cuda_convert,
+    &kiln_kernel_cuda_convert_concat,
     &kiln_kernel_cuda_conv,
     &kiln_kernel_cuda_maxpool,
     &kiln_kernel_cuda_resize_nearest,

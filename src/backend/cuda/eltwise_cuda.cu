@@ -60,13 +60,16 @@ __global__ void eltwise_nhwc_kernel(int op, int act, float alpha, float beta, lo
   }
 }
 
+// y row (b, ch) starts at (b*c + ch)*ypitch: dense when ypitch == hw, else a slice of a wider LINEAR
+// tensor along its last axis (the YOLO head's spatial Concat, written in place).
 template <typename InT, typename OutT>
-__global__ void nhwc_to_nchw_kernel(const InT *x, long long xps, OutT *y, long long n, int c, long long hw) {
+__global__ void nhwc_to_nchw_kernel(const InT *x, long long xps, OutT *y, long long n, int c, long long hw,
+                                    long long ypitch) {
   GRID_STRIDE(i, n * hw * c) {
     long long p = i % hw, t = i / hw;
     int ch = (int)(t % c);
     long long b = t / c;
-    kiln_st(y + i, kiln_ld(x + (b * hw + p) * xps + ch));
+    kiln_st(y + t * ypitch + p, kiln_ld(x + (b * hw + p) * xps + ch));
   }
 }
 
@@ -164,27 +167,34 @@ extern "C" kiln_status kiln_cuda_eltwise_nhwc(int op, kiln_epilogue act, kiln_cu
   return NULL;
 }
 
-extern "C" kiln_status kiln_cuda_nhwc_to_nchw(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,
-                                              kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw,
-                                              kiln_cuda_stream stream) {
-  if (!is_float(xt) || !is_float(yt) || n < 0 || c <= 0 || hw < 0 || (xps && xps < c))
+extern "C" kiln_status kiln_cuda_nhwc_to_nchw_pitched(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,
+                                                      kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw,
+                                                      int64_t y_row_pitch, kiln_cuda_stream stream) {
+  if (!is_float(xt) || !is_float(yt) || n < 0 || c <= 0 || hw < 0 || (xps && xps < c) || (y_row_pitch && y_row_pitch < hw))
     return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda nhwc_to_nchw: bad type or shape");
   if (!xps) xps = c;
+  if (!y_row_pitch) y_row_pitch = hw;
   long long total = (long long)n * c * hw;
   if (!total) return NULL;
   cudaStream_t s = (cudaStream_t)stream;
   unsigned g = blocks_for(total);
   int ci = (int)c;
   if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (float *)y, n, ci, hw);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (float *)y, n, ci, hw, y_row_pitch);
   else if (xt == KILN_CUDA_F32)
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (__half *)y, n, ci, hw);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (__half *)y, n, ci, hw, y_row_pitch);
   else if (yt == KILN_CUDA_F32)
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (float *)y, n, ci, hw);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (float *)y, n, ci, hw, y_row_pitch);
   else
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (__half *)y, n, ci, hw);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (__half *)y, n, ci, hw, y_row_pitch);
   KILN_CUDA_LAUNCH_CHECK();
   return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_nhwc_to_nchw(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,
+                                              kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw,
+                                              kiln_cuda_stream stream) {
+  return kiln_cuda_nhwc_to_nchw_pitched(x, xt, xps, y, yt, n, c, hw, 0, stream);
 }
 
 extern "C" kiln_status kiln_cuda_binary(kiln_cuda_binop op, kiln_cuda_dtype dt, const void *a, int a_rank,

@@ -30,6 +30,12 @@ kiln_status kiln_cuda_nchw_to_nhwc_padded(const void *x, kiln_cuda_dtype xt, voi
 kiln_status kiln_cuda_nhwc_to_nchw(const void *x, kiln_cuda_dtype xt, int64_t x_pixel_stride, void *y,
                                    kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw, kiln_cuda_stream stream);
 
+/* The same into rows `y_row_pitch` elements apart (0 = hw): y row (b, ch) starts at (b*c + ch)*y_row_pitch.
+ * With y offset along the last axis this writes a slice of a LINEAR Concat along H*W in place. */
+kiln_status kiln_cuda_nhwc_to_nchw_pitched(const void *x, kiln_cuda_dtype xt, int64_t x_pixel_stride, void *y,
+                                           kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw, int64_t y_row_pitch,
+                                           kiln_cuda_stream stream);
+
 typedef enum kiln_cuda_binop {
   KILN_CUDA_ADD = 0, KILN_CUDA_SUB, KILN_CUDA_MUL, KILN_CUDA_DIV, KILN_CUDA_MAX, KILN_CUDA_MIN, KILN_CUDA_POW
 } kiln_cuda_binop;
