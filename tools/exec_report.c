@@ -69,26 +69,78 @@ static kiln_status close_out(const char *path, FILE *f, int failed) {
   return NULL;
 }
 
+/* The five per-iteration series of the summary, in trtexec's order. */
+enum { SERIES_LATENCY, SERIES_ENQUEUE, SERIES_H2D, SERIES_COMPUTE, SERIES_D2H, N_SERIES };
+static const char *const series_label[N_SERIES] = {"Latency", "Enqueue Time", "H2D Latency", "GPU Compute Time",
+                                                   "D2H Latency"};
+
+static double series_value(const kiln_exec_time *t, int which) {
+  switch (which) {
+  case SERIES_LATENCY: return t->d2h_end - t->h2d_start;
+  case SERIES_ENQUEUE: return t->enq_end - t->enq_start;
+  case SERIES_H2D: return t->h2d_end - t->h2d_start;
+  case SERIES_COMPUTE: return t->compute_end - t->compute_start;
+  default: return t->d2h_end - t->d2h_start;
+  }
+}
+
+kiln_status kiln_exec_print_summary(FILE *f, const kiln_exec_time *t, int n, double wall_ms, int64_t batch,
+                                    const double *percentiles, int n_percentiles, int avg_runs, int verbose) {
+  size_t cnt = (size_t)(n > 0 ? n : 1);
+  double *v = malloc(sizeof(double) * cnt), *scratch = malloc(sizeof(double) * cnt);
+  if (!v || !scratch) {
+    free(v), free(scratch);
+    return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory for the summary");
+  }
+  if (verbose && avg_runs > 0) {
+    for (int i = 0; i < n; i += avg_runs) {
+      int m = n - i < avg_runs ? n - i : avg_runs;
+      double gpu = 0, host = 0, enq = 0;
+      for (int k = 0; k < m; k++) {
+        gpu += series_value(&t[i + k], SERIES_COMPUTE);
+        host += series_value(&t[i + k], SERIES_LATENCY);
+        enq += series_value(&t[i + k], SERIES_ENQUEUE);
+      }
+      fprintf(f, "[V] Average on %d runs - GPU latency: %g ms - Host latency: %g ms (enqueue %g ms)\n", m, gpu / m,
+              host / m, enq / m);
+    }
+  }
+  double qps = wall_ms > 0 ? n / (wall_ms / 1000.0) : 0.0, compute_sum = 0;
+  fprintf(f, "[I] \n[I] === Performance summary ===\n");
+  fprintf(f, "[I] Throughput: %g qps\n", qps);
+  fprintf(f, "[I] Images/s: %g (batch %lld x %g qps)\n", qps * (double)batch, (long long)batch, qps);
+  for (int w = 0; w < N_SERIES; w++) {
+    for (int i = 0; i < n; i++) v[i] = series_value(&t[i], w);
+    kiln_exec_stats s;
+    kiln_exec_stats_compute(v, n, percentiles, n_percentiles, scratch, &s);
+    kiln_exec_print_stats(f, series_label[w], &s, percentiles, n_percentiles);
+    if (w == SERIES_COMPUTE) compute_sum = s.sum;
+  }
+  fprintf(f, "[I] Total Host Walltime: %g s\n", wall_ms / 1000.0);
+  fprintf(f, "[I] Total GPU Compute Time: %g s\n", compute_sum / 1000.0);
+  free(v);
+  free(scratch);
+  return NULL;
+}
+
 kiln_status kiln_exec_export_times(const char *path, const kiln_exec_time *t, int n) {
   FILE *f;
   KILN_TRY(open_out(path, &f));
   int bad = fputs("[", f) < 0;
   for (int i = 0; i < n && !bad; i++) {
-    double ms = t[i].end_ms - t[i].start_ms;
     cJSON *o = cJSON_CreateObject();
-    /* trtexec's record: on the CPU nothing is copied, so H2D/D2H are empty intervals at the compute edges. */
-    cJSON_AddNumberToObject(o, "startEnqMs", t[i].start_ms);
-    cJSON_AddNumberToObject(o, "endEnqMs", t[i].end_ms);
-    cJSON_AddNumberToObject(o, "startH2dMs", t[i].start_ms);
-    cJSON_AddNumberToObject(o, "endH2dMs", t[i].start_ms);
-    cJSON_AddNumberToObject(o, "startComputeMs", t[i].start_ms);
-    cJSON_AddNumberToObject(o, "endComputeMs", t[i].end_ms);
-    cJSON_AddNumberToObject(o, "startD2hMs", t[i].end_ms);
-    cJSON_AddNumberToObject(o, "endD2hMs", t[i].end_ms);
-    cJSON_AddNumberToObject(o, "h2dMs", 0.0);
-    cJSON_AddNumberToObject(o, "computeMs", ms);
-    cJSON_AddNumberToObject(o, "d2hMs", 0.0);
-    cJSON_AddNumberToObject(o, "latencyMs", ms);
+    cJSON_AddNumberToObject(o, "startEnqMs", t[i].enq_start);
+    cJSON_AddNumberToObject(o, "endEnqMs", t[i].enq_end);
+    cJSON_AddNumberToObject(o, "startH2dMs", t[i].h2d_start);
+    cJSON_AddNumberToObject(o, "endH2dMs", t[i].h2d_end);
+    cJSON_AddNumberToObject(o, "startComputeMs", t[i].compute_start);
+    cJSON_AddNumberToObject(o, "endComputeMs", t[i].compute_end);
+    cJSON_AddNumberToObject(o, "startD2hMs", t[i].d2h_start);
+    cJSON_AddNumberToObject(o, "endD2hMs", t[i].d2h_end);
+    cJSON_AddNumberToObject(o, "h2dMs", series_value(&t[i], SERIES_H2D));
+    cJSON_AddNumberToObject(o, "computeMs", series_value(&t[i], SERIES_COMPUTE));
+    cJSON_AddNumberToObject(o, "d2hMs", series_value(&t[i], SERIES_D2H));
+    cJSON_AddNumberToObject(o, "latencyMs", series_value(&t[i], SERIES_LATENCY));
     bad = (i && fputs(",\n", f) < 0) || emit(f, o) != 0;
   }
   if (!bad) bad = fputs("]\n", f) < 0;

@@ -23,10 +23,23 @@ void kiln_exec_stats_compute(const double *v, int n, const double *percentiles, 
 void kiln_exec_print_stats(FILE *f, const char *label, const kiln_exec_stats *s, const double *percentiles,
                            int n_percentiles);
 
-/* One timed iteration. On the CPU the enqueue is synchronous: enqueue = compute = latency, no H2D/D2H. */
+/* One timed iteration, trtexec's record: ms relative to the start of the timed phase. Enqueue times are
+ * host clock reads around the enqueue call; H2D/compute/D2H are CUDA events on the iteration's stream.
+ * On the CPU the enqueue is synchronous: enqueue = compute = latency, H2D/D2H are empty intervals at the
+ * edges of the compute. Latency = d2h_end - h2d_start. */
 typedef struct kiln_exec_time {
-  double start_ms, end_ms; /* relative to the start of the timed phase */
+  double enq_start, enq_end;
+  double h2d_start, h2d_end;
+  double compute_start, compute_end;
+  double d2h_start, d2h_end;
 } kiln_exec_time;
+
+/* The "=== Performance summary ===" block: Throughput (qps over the host wall time, all streams), the
+ * images/s line (qps x batch), then Latency, Enqueue Time, H2D Latency, GPU Compute Time, D2H Latency
+ * (min/max/mean/median/percentiles), Total Host Walltime, Total GPU Compute Time. With verbose, the
+ * per-avg_runs averages first. Fails only when out of memory. */
+kiln_status kiln_exec_print_summary(FILE *f, const kiln_exec_time *t, int n, double wall_ms, int64_t batch,
+                                    const double *percentiles, int n_percentiles, int avg_runs, int verbose);
 
 /* trtexec's --exportTimes array of per-iteration records. */
 kiln_status kiln_exec_export_times(const char *path, const kiln_exec_time *t, int n);
