@@ -41,13 +41,14 @@ if [ "${1:-}" = "--pack-deps" ]; then
   cp -r /usr/include/cjson /usr/include/stb "$DEPS/include/"
   du -sh "$DEPS"
 
-  # The data: the model, the anchor scripts, the reference files; the photos are not needed on the GPU.
+  # The data: the model, the anchor scripts, the reference files, the three photos tests/cli/detect_gpu.sh uses.
   SRC=${KILN_SHARED_DIR:-$ROOT/../shared}
   [ -r "$SRC/models/yolov8n.onnx" ] || { echo "no $SRC/models/yolov8n.onnx: set KILN_SHARED_DIR"; exit 2; }
   rm -rf "$PACKED_SHARED" && mkdir -p "$PACKED_SHARED"/{models,reference/yolov8n,anchors/torch}
   cp "$SRC/models/yolov8n.onnx" "$PACKED_SHARED/models/"
   cp "$SRC"/anchors/torch/*.py "$SRC"/anchors/torch/*.md "$SRC"/anchors/torch/*.txt "$PACKED_SHARED/anchors/torch/"
   cp "$SRC"/reference/yolov8n/{README.md,detections.json} "$PACKED_SHARED/reference/yolov8n/"
+  mkdir -p "$PACKED_SHARED/images" && cp "$SRC"/images/{dog.jpg,horses.jpg,person.jpg} "$PACKED_SHARED/images/"
   budget=$((55 * 1000 * 1000))
   # reference pairs in order of use (rand and dog by most tests; all four by the engine test and bench.py)
   for name in rand dog horses person; do
@@ -112,7 +113,7 @@ stage_build() {
     export PATH=$DEPS/bin:$PATH
     export LD_LIBRARY_PATH=$DEPS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     export LIBRARY_PATH=$DEPS/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
-    export CPATH=$DEPS/include${CPATH:+:$CPATH}
+    export CPATH=$DEPS/include:$DEPS/include/cjson${CPATH:+:$CPATH}
     extra=(-DPROTOC_C="$DEPS/bin/protoc-c" -DONNX_PROTO="$DEPS/include/onnx/onnx.proto"
       -DCMOCKA_LIB="$DEPS/lib/libcmocka.so" -DCJSON_LIB="$DEPS/lib/libcjson.so")
   fi
