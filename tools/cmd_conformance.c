@@ -287,11 +287,18 @@ done:
 static cf_result run_folding(const char *dir, const cf_opts *o, char *msg, size_t ml) {
   int folded = 0;
   cf_result r = run_one(dir, o, FOLD_NONE, &folded, msg, ml);
-  for (int level = FOLD_INT; level <= FOLD_SMALL && r == CF_SKIP && is_static_shape_failure(msg); level++) {
+  int any_folded = 0;
+  /* Fold further while the build wants static shapes, or - once integer inputs were folded - while an
+   * op is refused: a GPU kernel may need its small float parameters constant too (Pad's value), as they
+   * are in real models. */
+  for (int level = FOLD_INT;
+       level <= FOLD_SMALL && r == CF_SKIP && (is_static_shape_failure(msg) || (any_folded && !strncmp(msg, "build: ", 7)));
+       level++) {
     char msg2[2048] = "";
     folded = 0;
     cf_result r2 = run_one(dir, o, level, &folded, msg2, sizeof msg2);
     if (!folded) continue; /* nothing to fold at this level: keep the first verdict */
+    any_folded = 1;
     r = r2;
     snprintf(msg, ml, "%.1900s%s(%d input%s folded as constants)", msg2, msg2[0] ? " " : "", folded, folded == 1 ? "" : "s");
   }
