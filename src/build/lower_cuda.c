@@ -695,7 +695,11 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     int64_t start;
     bool ok;
     KILN_TRY(kiln_lower_slice_axis(cl->lc, n, &ax, &start, &ok));
-    if (!ok) return kiln_error(KILN_ERR_UNSUPPORTED, "Slice with steps or several sliced axes has no CUDA kernel yet");
+    if (!ok) { /* steps or several sliced axes: a strided copy (lower_cuda_ops.c) */
+      KILN_TRY(kiln_lower_cuda_ops(cl, i, &done));
+      if (done) return NULL;
+      return kiln_error(KILN_ERR_UNSUPPORTED, "this Slice has no CUDA kernel (non-constant parameters?)");
+    }
     return lower_split_copy(cl, n, ax, &start);
   }
   case KILN_OP_Concat:

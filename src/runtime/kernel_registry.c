@@ -27,6 +27,16 @@ static const kiln_kernel *const kernels[] = {
     &kiln_kernel_cuda_concat,
     &kiln_kernel_cuda_split,
 #endif
+#ifdef KILN_HAVE_CUDA /* LINEAR ops (backend/cuda/kernels_cuda_ops.c) */
+    &kiln_kernel_cuda_gemm,
+    &kiln_kernel_cuda_reduce,
+    &kiln_kernel_cuda_strided_copy,
+    &kiln_kernel_cuda_gather,
+    &kiln_kernel_cuda_pad,
+    &kiln_kernel_cuda_resize,
+    &kiln_kernel_cuda_unary,
+    &kiln_kernel_cuda_select,
+#endif
 };
 
 const kiln_kernel *kiln_kernel_find(const char *name) {
