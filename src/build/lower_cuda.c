@@ -27,6 +27,7 @@
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_layers.h"
 #include "backend/cuda/eltwise_cuda.h"
+#include "backend/cuda/cuda_layers_ops.h"
 #include "core/dtype.h"
 #include "ir/infer_util.h"
 #include "ir/ops/conv.h"
@@ -180,6 +181,13 @@ static bool half_source(cuda_lower *cl, int32_t v) {
   return cl->fp16 && is_graph_input(cl->g, v);
 }
 
+static bool pointwise_conv(const kiln_node *n) {
+  const kiln_conv_params *p = n->params;
+  return p && p->resolved && p->group == 1 && p->geom.nsp == 2 && p->geom.kernel[0] == 1 && p->geom.kernel[1] == 1 &&
+         p->geom.strides[0] == 1 && p->geom.strides[1] == 1 && !p->geom.pad_begin[0] && !p->geom.pad_begin[1] &&
+         !p->geom.pad_end[0] && !p->geom.pad_end[1];
+}
+
 static void assign_layouts(cuda_lower *cl) {
   kiln_graph *g = cl->g;
   for (int32_t i = 0; i < g->n_nodes; i++) {
@@ -195,7 +203,14 @@ static void assign_layouts(cuda_lower *cl) {
     }
     bool out_nhwc = false;
     switch (k) {
-    case K_CONV: case K_POOL: case K_RESIZE: out_nhwc = true; all_half = half_source(cl, n->inputs[0]); break;
+    case K_CONV:
+      /* A 1x1 conv on a LINEAR tensor computed in the graph (YOLO's DFL: 16 -> 1 channels on the fp32
+       * head) is a batched GEMM in place: converting to NHWC and back would cost more than the conv. */
+      if (!cl->nhwc[n->inputs[0]] && !is_graph_input(g, n->inputs[0]) && pointwise_conv(n)) break;
+      out_nhwc = true;
+      all_half = half_source(cl, n->inputs[0]);
+      break;
+    case K_POOL: case K_RESIZE: out_nhwc = true; all_half = half_source(cl, n->inputs[0]); break;
     case K_CONCAT_C: out_nhwc = any_nhwc; break;
     case K_SPLIT_C: case K_ELTWISE: out_nhwc = all_nhwc && any_nhwc; break;
     default: break;
@@ -626,6 +641,39 @@ static kiln_status lower_split_nhwc(cuda_lower *cl, const kiln_node *n) {
 }
 
 /* ---- LINEAR layers ---------------------------------------------------------------------------------- */
+/* A 1x1 conv on a LINEAR fp32 tensor as cuda.gemm: per image, Y[OC][HW] = W[OC][IC] * X[IC][HW] + b
+ * (bias broadcast along the row); the activation and residual stay separate layers. */
+static kiln_status lower_pointwise_gemm(cuda_lower *cl, int32_t i) {
+  kiln_graph *g = cl->g;
+  const kiln_node *n = &g->nodes[i];
+  const kiln_value *x = kiln_node_input(g, n, 0), *w = kiln_node_input(g, n, 1), *b = kiln_node_input(g, n, 2);
+  const kiln_value *y = kiln_node_output(g, n, 0);
+  int64_t batch = x->shape.dims[0], ic = x->shape.dims[1], oc = y->shape.dims[1], hw = x->shape.dims[2] * x->shape.dims[3];
+  kiln_cuda_gemm_params gp;
+  memset(&gp, 0, sizeof gp);
+  kiln_cuda_gemm_desc *d = &gp.desc;
+  d->m = oc, d->n = hw, d->k = ic;
+  d->batch_rank = 1;
+  d->batch_dims[0] = batch;
+  d->a_batch_stride[0] = 0; /* the weights, shared */
+  d->b_batch_stride[0] = ic * hw;
+  d->y_batch_stride = oc * hw;
+  d->alpha = 1;
+  d->beta = b ? 1.f : 0.f;
+  d->c_stride_m = 1; /* bias[oc] along the row */
+  d->c_dtype = d->compute = d->out_dtype = KILN_CUDA_F32;
+  int32_t ins[3], out;
+  int n_in = 2;
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[1], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[0]));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[1]));
+  if (b) KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[2], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[n_in++]));
+  KILN_TRY(kiln_cuda_lower_linear_output(cl, n->outputs[0], &out));
+  KILN_TRY(kiln_cuda_gemm_validate(d));
+  (void)w;
+  return kiln_cuda_lower_add_layer(cl, n->name, "cuda.gemm", "Conv", ins, n_in, &out, 1, &gp, sizeof gp, 0,
+                                   (uint64_t)kiln_node_macs(g, n));
+}
+
 /* Run a builder view helper with value x's LINEAR tensor standing in for its primary one. */
 typedef kiln_status (*view_fn)(kiln_lower_ctx *, const kiln_node *, bool *);
 static kiln_status linear_view(cuda_lower *cl, const kiln_node *n, view_fn fn, bool *done) {
@@ -702,6 +750,9 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     }
     return lower_split_copy(cl, n, ax, &start);
   }
+  case KILN_OP_Conv:
+    if (pointwise_conv(n)) return lower_pointwise_gemm(cl, i);
+    break;
   case KILN_OP_Concat:
     if (cl->spatial_concat[i]) return lower_spatial_concat(cl, n);
     return lower_concat(cl, n, KILN_LAYOUT_LINEAR);
