@@ -692,7 +692,11 @@ static int bench(int batch) {
       for (int tt = 1; sweep && tt <= nt; tt++) {
         d.tactic = tt;
         float tm = time_conv(&d, dblob, dx, dy, dws, iters);
-        if (sweep > 1) fprintf(stderr, "T,%d,%s,%d,%.2f\n", batch, b->name, tt, tm * 1e3);
+        if (sweep > 1) {
+          if (tt == 1) printf("T,%d,%s", batch, b->name);
+          printf(",%.1f", tm * 1e3);
+          if (tt == nt) printf("\n");
+        }
         if (tm < tbest) tbest = tm, bestname = kiln_cuda_conv_kernel_name(&d);
       }
       cudaFree(dblob), cudaFree(dx), cudaFree(dy);

@@ -124,20 +124,32 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
 
   // A rows this thread loads: (tid>>2) + i*(T/4), 16-byte chunk (tid&3) of the 32-wide K tile.
   const int lchunk = tid & 3;
-  long long img[A_IT];
+  // Per row: the element offset of (n, ih0, iw0) and ih0 / iw0 (rows past M get ih0 = -2^30: always
+  // out of bounds). The K position of this thread's chunk advances by 32 per load() call (calls come in
+  // K order), so (ic, kw, kh) are stepped instead of divided.
+  long long rowoff[A_IT];
   int ih0[A_IT], iw0[A_IT];
-  bool mval[A_IT];
+  int a_ic = 0, a_kw = 0, a_kh = 0, a_k = 0;
   if (VEC) {
 #pragma unroll
     for (int i = 0; i < A_IT; i++) {
       int m = m0 + (tid >> 2) + i * (T / 4);
-      mval[i] = m < p.M;
-      int mm = mval[i] ? m : 0;
+      bool ok = m < p.M;
+      int mm = ok ? m : 0;
       int ow = mm % p.OW, t = mm / p.OW, oh = t % p.OH, n = t / p.OH;
-      img[i] = (long long)n * p.IH * p.IW;
-      ih0[i] = oh * p.SH - p.PT;
+      ih0[i] = ok ? oh * p.SH - p.PT : -(1 << 30);
       iw0[i] = ow * p.SW - p.PL;
+      rowoff[i] = ((long long)n * p.IH * p.IW + (long long)ih0[i] * p.IW + iw0[i]) * p.in_ps;
     }
+    a_k = kt0 * MBK + lchunk * 8;
+    int tap = a_k / p.IC;
+    a_ic = a_k - tap * p.IC, a_kh = tap / p.KW, a_kw = tap - a_kh * p.KW;
+  }
+  const __half *wrow[B_IT];
+#pragma unroll
+  for (int i = 0; i < B_IT; i++) {
+    int c = tid + i * T;
+    wrow[i] = w + (long long)(n0 + (c >> 2)) * p.Kp + (c & 3) * 8;
   }
 
   auto load = [&](int kt, int stage) {
@@ -146,21 +158,23 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
 #pragma unroll
     for (int i = 0; i < B_IT; i++) {
       int c = tid + i * T;
-      if (BN * 4 % T == 0 || c < BN * 4) {
-        int row = c >> 2, ch = c & 3;
-        cp_async16(sb + (row * MPAD + ch * 8) * 2, w + (long long)(n0 + row) * p.Kp + kbase + ch * 8, true);
-      }
+      if (BN * 4 % T == 0 || c < BN * 4)
+        cp_async16(sb + ((c >> 2) * MPAD + (c & 3) * 8) * 2, wrow[i] + kbase, true);
     }
     if (VEC) {
-      int k = kbase + lchunk * 8;
-      int tap = k / p.IC, ic = k - tap * p.IC, kh = tap / p.KW, kw = tap - kh * p.KW;
-      bool kok = k < p.K;
+      const int dih = a_kh * p.DH, diw = a_kw * p.DW;
+      const int off = (dih * p.IW + diw) * (int)p.in_ps + a_ic;
+      const bool kok = a_k < p.K;
 #pragma unroll
       for (int i = 0; i < A_IT; i++) {
-        int ih = ih0[i] + kh * p.DH, iw = iw0[i] + kw * p.DW;
-        bool ok = kok && mval[i] && (unsigned)ih < (unsigned)p.IH && (unsigned)iw < (unsigned)p.IW;
-        const __half *src = ok ? x + (img[i] + (long long)ih * p.IW + iw) * p.in_ps + ic : x;
+        bool ok = kok && (unsigned)(ih0[i] + dih) < (unsigned)p.IH && (unsigned)(iw0[i] + diw) < (unsigned)p.IW;
+        const __half *src = ok ? x + rowoff[i] + off : x;
         cp_async16_ca(sa + (((tid >> 2) + i * (T / 4)) * MPAD + lchunk * 8) * 2, src, ok);
+      }
+      a_k += MBK, a_ic += MBK;
+      while (a_ic >= p.IC) {
+        a_ic -= p.IC;
+        if (++a_kw == p.KW) a_kw = 0, a_kh++;
       }
     } else {
       __half *As = smem + stage * STAGE;
@@ -563,7 +577,8 @@ extern "C" kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d) {
   if (d->out_c_offset < 0) return kiln_error(KILN_ERR_SHAPE, "cuda conv: negative output channel offset");
   // 32-bit kernel arithmetic: pixel counts, K and per-image extents must fit (element offsets are 64-bit).
   if (d->batch * d->out_h * d->out_w > lim || d->batch * d->in_h * d->in_w > lim ||
-      d->kernel_h * d->kernel_w * (d->in_c + 8) > lim || d->out_c > lim / 4)
+      d->kernel_h * d->kernel_w * (d->in_c + 8) > lim || d->out_c > lim / 4 ||
+      (d->kernel_h * d->dilation_h + 1) * d->in_w * (d->in_pixel_stride ? d->in_pixel_stride : d->in_c) > lim)
     return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: tensor too large for 32-bit indexing");
   return NULL;
 }
