@@ -630,7 +630,7 @@ static int bench(int batch) {
   }
   const char *tenv = getenv("KILN_BENCH_TACTICS"), *only = getenv("KILN_BENCH_LAYER");
   const char *force = getenv("KILN_BENCH_TACTIC"), *no32 = getenv("KILN_BENCH_NO_FP32");
-  int sweep = tenv && atoi(tenv) > 0;
+  int sweep = tenv ? atoi(tenv) : 0;
   printf("\n# conv microbenchmark: YOLOv8n 640x640 conv shapes, batch %d, %s (sm_%d%d, %d SMs)\n", batch,
          info.name, info.cc_major, info.cc_minor, info.sm_count);
   printf("# fp16: mma.sync tensor-core path, fp16 out, SiLU+bias epilogue; vs ~990 dense fp16 TFLOP/s\n");

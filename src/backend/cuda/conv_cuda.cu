@@ -450,41 +450,64 @@ struct Choice {
   int split; // K slices (1: no split-K)
 };
 
-// Default tile / split-K choice from the shapes: a cost model of an H100-class GPU (132 SMs). Per block
-// wave: a fixed start/drain cost plus, per K tile, the larger of a latency floor and the tensor work of
-// the blocks sharing an SM. Split-K adds its partial-sum traffic and the reduce launch. Deterministic (no
-// device query) so the engine's workspace plan and kernel names are the same on every run.
-double model_cost(int64_t M, int64_t OC, int nk, const TileCfg &t, int S) {
-  const double SMS = 132, GAMMA = 1.2, ALPHA = 0.10, RATE = 4.0e6 /* flop/us/SM */, RED = 2.0, BW = 2.5e6;
-  double blocks = (double)((M + t.bm - 1) / t.bm) * (double)((OC + t.bn - 1) / t.bn) * S;
-  double per_wave = SMS * t.occ;
-  double waves = ceil(blocks / per_wave);
-  double resident = fmin((double)t.occ, ceil(blocks / SMS));
-  double kper = ceil((double)nk / S);
-  double step = fmax(ALPHA, resident * 2.0 * t.bm * t.bn * MBK / RATE);
-  double c = waves * (GAMMA + kper * step);
-  if (S > 1) c += RED + (double)M * OC * 4.0 * (S + 1) / BW;
-  return c;
+int tile_index(int bm, int bn) {
+  for (int t = 0; t < NTILES; t++)
+    if (kTiles[t].bm == bm && kTiles[t].bn == bn) return t;
+  return 2; // 64x64
 }
 
+// Default tile / split-K choice from the shapes, fitted to a sweep of every candidate over YOLOv8n's conv
+// layers at batch 1 and 32 on an H100 (docs/CUDA.md). Deterministic (no device query), so the engine's
+// workspace plan and the kernel names are the same on every run.
+// - Few output tiles (fewer 64x64 tiles than SMs: batch 1 at 40x40 and below): 64-row tiles, K split so
+//   each block runs <= 6 K tiles; narrow N tiles (16) when K is short, 32 for the 20x20 maps.
+// - Otherwise: N tile from OC (16 / 32 / 64, 128 above 64), 64 rows for 1x1-like short K, 128 or 256 rows
+//   with a split of 2 for the long-K 3x3 layers whose grid would be under ~6 waves.
 Choice choose(const kiln_cuda_conv_desc *d) {
   Choice c = {-1, 1};
   if (path_of(d) != PATH_MMA || !mma_vec(d)) return c;
-  const int64_t M = d->batch * d->out_h * d->out_w, OC = d->out_c;
+  const int64_t M = d->batch * d->out_h * d->out_w, N = d->out_c;
   const int nk = (int)(round_up(d->kernel_h * d->kernel_w * mma_ic(d), MBK) / MBK);
   if (d->tactic > 0 && d->tactic <= NTILES * NSPLITS) {
     c.tile = (d->tactic - 1) / NSPLITS;
     c.split = kSplits[(d->tactic - 1) % NSPLITS];
-  } else {
-    double best = 1e30;
-    for (int t = 0; t < NTILES; t++)
-      for (int s = 0; s < NSPLITS; s++) {
-        if (kSplits[s] > nk) continue;
-        double cost = model_cost(M, OC, nk, kTiles[t], kSplits[s]);
-        if (cost < best * 0.999) best = cost, c.tile = t, c.split = kSplits[s];
-      }
+    if (c.split > nk) c.split = nk;
+    return c;
   }
-  if (c.split > nk) c.split = nk;
+  auto tiles = [&](int bm, int bn) { return ((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
+  int bm, bn, S = 1;
+  if (tiles(64, 64) < 132) {
+    bm = 64;
+    if (nk <= 6) {
+      bn = N <= 128 ? 16 : 32;
+    } else {
+      bn = M <= 512 || N < 64 ? 32 : 64;
+      for (int i = 0; i < NSPLITS; i++) {
+        S = kSplits[i];
+        if ((nk + S - 1) / S <= 6) break;
+      }
+    }
+  } else if (nk <= 8 || (d->kernel_h * d->kernel_w == 1 && nk <= 12 && N < 128)) { // 1x1-like, short K
+    bm = 64;
+    bn = N <= 16 ? 16 : (nk <= 2 || N >= 256 || N % 64 ? 32 : 64);
+    if (N <= 16) bm = 128;
+  } else if (d->kernel_h * d->kernel_w == 1) { // 1x1 with long K, OC >= 128
+    bm = 128, bn = 128;
+    int64_t t = tiles(128, 128);
+    S = t >= 264 && t < 800 ? 2 : 1;
+  } else if (N <= 16) {
+    bm = 128, bn = 16;
+  } else if (N <= 32) {
+    bm = 64, bn = 32;
+  } else if (N <= 64) {
+    if (M >= 150000) bm = 64, bn = 64;
+    else bm = 128, bn = 64, S = 2;
+  } else {
+    bm = 128, bn = 128;
+    S = tiles(128, 128) < 2000 ? 2 : 1;
+  }
+  c.tile = tile_index(bm, bn);
+  c.split = S > nk ? nk : S;
   return c;
 }
 
