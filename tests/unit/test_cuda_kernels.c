@@ -140,17 +140,27 @@ static const conv_case conv_cases[] = {
     {3, 40, 6, 5, 129, 3, 3, 1, 1, 1, 1},   /* K spans several tiles, 3 images */
     {2, 24, 9, 11, 24, 3, 3, 2, 1, 1, 24},  /* depthwise */
     {1, 12, 8, 7, 18, 3, 3, 1, 1, 1, 3},    /* grouped */
+    {2, 16, 20, 21, 24, 3, 3, 1, 1, 1, 1},  /* M = 840: several 256-row tiles, partial last tile */
+    {1, 8, 13, 11, 150, 1, 1, 1, 0, 1, 1},  /* 1x1, K = 8 (one short K tile), OC over 128 */
+    {1, 64, 9, 7, 17, 3, 3, 1, 1, 1, 1},    /* K = 576: 18 K tiles (split-K), odd OC */
 };
 
 /* Runs one conv case through the API and checks it against a double-precision host loop that uses the
  * same (fp16-rounded, for fp16) inputs. Output written at channel offset 3 of a pixel stride oc + 5. */
-static void run_conv_case(const conv_case *c, kiln_cuda_dtype compute, kiln_cuda_dtype out_dt, kiln_epilogue ep,
-                          int with_res) {
+/* opts: tactic (0 = heuristic), zpad (input pixel stride round_up(ic, 8) with zero padding channels and
+ * in_zero_padded set), in_extra (input pixel stride ic + in_extra, the extra channels poisoned). */
+typedef struct conv_opts {
+  int tactic, zpad, in_extra;
+} conv_opts;
+
+static void run_conv_case_opts(const conv_case *c, kiln_cuda_dtype compute, kiln_cuda_dtype out_dt,
+                               kiln_epilogue ep, int with_res, conv_opts o) {
   int oh = (c->ih + 2 * c->pad - c->dil * (c->kh - 1) - 1) / c->s + 1;
   int ow = (c->iw + 2 * c->pad - c->dil * (c->kw - 1) - 1) / c->s + 1;
   int icg = c->ic / c->g, ocg = c->oc / c->g;
   const int off = 3, ops = c->oc + 5;
   int r16 = compute == KILN_CUDA_F16;
+  const int ips = o.zpad ? (c->ic + 7) / 8 * 8 : c->ic + o.in_extra;
   size_t nx = (size_t)c->n * c->ih * c->iw * c->ic, nw = (size_t)c->oc * icg * c->kh * c->kw;
   size_t npix = (size_t)c->n * oh * ow;
   float *x = rand_vec(nx, r16), *w = rand_vec(nw, r16), *bias = rand_vec((size_t)c->oc, 0);
@@ -163,6 +173,7 @@ static void run_conv_case(const conv_case *c, kiln_cuda_dtype compute, kiln_cuda
   d.dilation_h = d.dilation_w = c->dil, d.group = c->g;
   d.out_pixel_stride = ops, d.out_c_offset = off;
   d.compute = compute, d.out_dtype = out_dt, d.has_bias = 1, d.has_residual = with_res, d.epilogue = ep;
+  d.in_pixel_stride = ips, d.in_zero_padded = o.zpad, d.tactic = o.tactic;
   ASSERT_OK(kiln_cuda_conv_validate(&d));
   size_t psz = kiln_cuda_conv_packed_size(&d);
   assert_int_equal(psz % 256, 0);
@@ -171,15 +182,24 @@ static void run_conv_case(const conv_case *c, kiln_cuda_dtype compute, kiln_cuda
   void *dblob;
   assert_int_equal(cudaMalloc(&dblob, psz), cudaSuccess);
   assert_int_equal(cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice), cudaSuccess);
-  dbuf dx = dev_up(x, nx, compute), dres = dev_up(res, npix * c->oc, out_dt), dy = dev_new(npix * ops, out_dt);
-  assert_int_equal(kiln_cuda_conv_workspace_size(&d), 0);
-  ASSERT_OK(kiln_cuda_conv_run(&d, dblob, dx.d, with_res ? dres.d : NULL, dy.d, NULL, NULL));
+  /* input with pixel stride ips: padding channels zero (zpad) or poisoned NaN (in_extra) */
+  size_t nxs = (size_t)c->n * c->ih * c->iw * ips;
+  float *xs = malloc(nxs * sizeof(float));
+  for (size_t px = 0; px < (size_t)c->n * c->ih * c->iw; px++)
+    for (int ch = 0; ch < ips; ch++) xs[px * ips + ch] = ch < c->ic ? x[px * c->ic + ch] : (o.zpad ? 0.f : NAN);
+  dbuf dx = dev_up(xs, nxs, compute), dres = dev_up(res, npix * c->oc, out_dt), dy = dev_new(npix * ops, out_dt);
+  free(xs);
+  size_t wsz = kiln_cuda_conv_workspace_size(&d);
+  assert_int_equal(wsz % 256, 0);
+  void *dws = NULL;
+  if (wsz) assert_int_equal(cudaMalloc(&dws, wsz), cudaSuccess);
+  ASSERT_OK(kiln_cuda_conv_run(&d, dblob, dx.d, with_res ? dres.d : NULL, dy.d, dws, NULL));
   float *y = dev_down(&dy);
 
   double tol = compute == KILN_CUDA_F32 ? 1e-4 : (out_dt == KILN_CUDA_F16 ? 1e-2 : 5e-3);
   char what[160];
-  snprintf(what, sizeof what, "conv %s n%d ic%d %dx%d oc%d k%dx%d s%d p%d d%d g%d act%d res%d",
-           kiln_cuda_conv_kernel_name(&d), c->n, c->ic, c->ih, c->iw, c->oc, c->kh, c->kw, c->s, c->pad, c->dil,
+  snprintf(what, sizeof what, "conv %s n%d ic%d(ps%d) %dx%d oc%d k%dx%d s%d p%d d%d g%d act%d res%d",
+           kiln_cuda_conv_kernel_name(&d), c->n, c->ic, ips, c->ih, c->iw, c->oc, c->kh, c->kw, c->s, c->pad, c->dil,
            c->g, (int)ep.act, with_res);
   for (int b = 0; b < c->n; b++)
     for (int y0 = 0; y0 < oh; y0++)
@@ -214,7 +234,14 @@ static void run_conv_case(const conv_case *c, kiln_cuda_dtype compute, kiln_cuda
       }
   free(y), free(x), free(w), free(bias), free(res), free(blob);
   cudaFree(dblob);
+  if (dws) cudaFree(dws);
   dev_free(&dx), dev_free(&dres), dev_free(&dy);
+}
+
+static void run_conv_case(const conv_case *c, kiln_cuda_dtype compute, kiln_cuda_dtype out_dt, kiln_epilogue ep,
+                          int with_res) {
+  conv_opts o = {0, 0, 0};
+  run_conv_case_opts(c, compute, out_dt, ep, with_res, o);
 }
 
 static void conv_all(kiln_cuda_dtype compute, kiln_cuda_dtype out_dt) {
@@ -241,6 +268,43 @@ static void test_conv_f32_exact(void **state) {
   (void)state;
   REQUIRE_GPU();
   conv_all(KILN_CUDA_F32, KILN_CUDA_F32);
+}
+
+/* Every fp16 tile / split-K candidate (d.tactic) on the group-1 cases, input with a poisoned wider pixel
+ * stride; then the zero-padded stem (in_zero_padded) under the heuristic and every tactic. */
+static void test_conv_f16_tactics(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  kiln_epilogue eps[3] = {{KILN_ACT_SILU, 0, 0, 0}, {KILN_ACT_RELU, 0, 0, 1}, {KILN_ACT_NONE, 0, 0, 0}};
+  for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+    const conv_case *c = &conv_cases[i];
+    if (c->g != 1 || c->ic % 8) continue;
+    kiln_cuda_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.group = 1, d.compute = KILN_CUDA_F16, d.in_c = c->ic, d.kernel_h = c->kh, d.kernel_w = c->kw;
+    int nt = kiln_cuda_conv_tactic_count(&d);
+    assert_true(nt > 1);
+    for (int t = 1; t <= nt; t++) {
+      conv_opts o = {t, 0, 8};
+      run_conv_case_opts(c, KILN_CUDA_F16, t % 2 ? KILN_CUDA_F16 : KILN_CUDA_F32, eps[t % 3], t % 3 != 2, o);
+    }
+  }
+  const conv_case stems[] = {{2, 3, 17, 19, 13, 3, 3, 2, 1, 1, 1}, {1, 3, 33, 30, 16, 3, 3, 2, 1, 1, 1},
+                             {1, 5, 9, 8, 40, 3, 3, 1, 1, 1, 1}};
+  for (size_t i = 0; i < 3; i++) {
+    conv_opts o = {0, 1, 0};
+    run_conv_case_opts(&stems[i], KILN_CUDA_F16, KILN_CUDA_F16, eps[0], 0, o);
+    run_conv_case_opts(&stems[i], KILN_CUDA_F16, KILN_CUDA_F32, eps[1], 1, o);
+    kiln_cuda_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.group = 1, d.compute = KILN_CUDA_F16, d.in_c = stems[i].ic, d.in_pixel_stride = 8, d.in_zero_padded = 1;
+    int nt = kiln_cuda_conv_tactic_count(&d);
+    assert_true(nt > 1);
+    for (int t = 1; t <= nt; t++) {
+      o.tactic = t;
+      run_conv_case_opts(&stems[i], KILN_CUDA_F16, KILN_CUDA_F16, eps[t % 3], t % 3 == 1, o);
+    }
+  }
 }
 
 static void test_conv_validate(void **state) {
@@ -526,20 +590,37 @@ static const bench_shape yolo_convs[] = {
     {"P5 cls 3x3a", 1, 256, 20, 20, 80, 3, 1}, {"P5 cls 3x3b", 1, 80, 20, 20, 80, 3, 1},
 };
 
-static float time_conv(const kiln_cuda_conv_desc *d, const void *blob, const void *x, void *y, int iters) {
+/* Mean time of one run: `iters` back-to-back runs captured in a CUDA graph (as the engine replays a network,
+ * so launch overhead is mostly gone), the graph replayed once to warm up and then timed. */
+static float time_conv(const kiln_cuda_conv_desc *d, const void *blob, const void *x, void *y, void *ws, int iters) {
   cudaEvent_t e0, e1;
+  cudaStream_t s;
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
   cudaEventCreate(&e0), cudaEventCreate(&e1);
-  for (int i = 0; i < 3; i++) kiln_status_destroy(kiln_cuda_conv_run(d, blob, x, NULL, y, NULL, NULL));
-  cudaEventRecord(e0, 0);
-  for (int i = 0; i < iters; i++) kiln_status_destroy(kiln_cuda_conv_run(d, blob, x, NULL, y, NULL, NULL));
-  cudaEventRecord(e1, 0);
+  kiln_status_destroy(kiln_cuda_conv_run(d, blob, x, NULL, y, ws, s)); /* first call: smem opt-in */
+  cudaStreamSynchronize(s);
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+  for (int i = 0; i < iters; i++) kiln_status_destroy(kiln_cuda_conv_run(d, blob, x, NULL, y, ws, s));
+  cudaStreamEndCapture(s, &g);
+  cudaGraphInstantiate(&ge, g, 0);
+  cudaGraphLaunch(ge, s);
+  cudaEventRecord(e0, s);
+  cudaGraphLaunch(ge, s);
+  cudaEventRecord(e1, s);
   cudaEventSynchronize(e1);
   float ms = 0;
   cudaEventElapsedTime(&ms, e0, e1);
+  cudaGraphExecDestroy(ge), cudaGraphDestroy(g);
   cudaEventDestroy(e0), cudaEventDestroy(e1);
+  cudaStreamDestroy(s);
   return ms / iters;
 }
 
+/* KILN_BENCH_TACTICS=1: also time every fp16 candidate (d.tactic) per layer and print the best one, so
+ * one GPU run shows how far the built-in heuristic is from the per-layer optimum. The stem runs as the
+ * engine will feed it: NHWC with pixel stride 8, channels 3..7 zero (in_zero_padded). */
 static int bench(int batch) {
   kiln_cuda_device_info info;
   kiln_status st = kiln_cuda_device_query(0, &info);
@@ -547,20 +628,25 @@ static int bench(int batch) {
     fprintf(stderr, "%s\n", kiln_status_message(st));
     return 1;
   }
+  const char *tenv = getenv("KILN_BENCH_TACTICS"), *only = getenv("KILN_BENCH_LAYER");
+  const char *force = getenv("KILN_BENCH_TACTIC"), *no32 = getenv("KILN_BENCH_NO_FP32");
+  int sweep = tenv ? atoi(tenv) : 0;
   printf("\n# conv microbenchmark: YOLOv8n 640x640 conv shapes, batch %d, %s (sm_%d%d, %d SMs)\n", batch,
          info.name, info.cc_major, info.cc_minor, info.sm_count);
-  printf("# fp16: %s-style tensor-core path, fp16 out, SiLU+bias epilogue; vs ~990 dense fp16 TFLOP/s\n",
-         "mma.sync");
+  printf("# fp16: mma.sync tensor-core path, fp16 out, SiLU+bias epilogue; vs ~990 dense fp16 TFLOP/s\n");
   printf("# fp32: exact FMA path; vs ~67 fp32 TFLOP/s. Times: CUDA events, mean of back-to-back runs.\n");
-  printf("%-13s %3s %4s %4s %4s %4s %2s %1s | %-24s %9s %7s %6s | %9s %7s\n", "layer", "cnt", "ic", "hw", "oc", "",
-         "k", "s", "fp16 kernel", "us", "TFLOP/s", "%peak", "fp32 us", "TFLOP/s");
-  double tot16 = 0, tot32 = 0, flops_all = 0;
+  printf("%-13s %3s %4s %4s %4s %2s %1s | %-38s %8s %7s %6s | %8s %7s", "layer", "cnt", "ic", "hw", "oc", "k", "s",
+         "fp16 kernel (heuristic)", "us", "TFLOP/s", "%peak", "fp32 us", "TFLOP/s");
+  if (sweep) printf(" | %-38s %8s", "best fp16 tactic", "us");
+  printf("\n");
+  double tot16 = 0, tot32 = 0, totbest = 0, flops_all = 0;
   for (size_t i = 0; i < sizeof yolo_convs / sizeof yolo_convs[0]; i++) {
     const bench_shape *b = &yolo_convs[i];
+    if (only && strcmp(only, b->name) != 0) continue;
     int pad = b->k / 2, oh = (b->h + 2 * pad - b->k) / b->s + 1, ow = (b->w + 2 * pad - b->k) / b->s + 1;
     double flops = 2.0 * batch * oh * ow * b->oc * (double)b->ic * b->k * b->k;
-    float t[2];
-    const char *kname = "";
+    float t[2], tbest = 1e30f;
+    const char *kname = "", *bestname = "";
     for (int p = 0; p < 2; p++) {
       kiln_cuda_conv_desc d;
       memset(&d, 0, sizeof d);
@@ -569,24 +655,52 @@ static int bench(int batch) {
       d.dilation_h = d.dilation_w = 1, d.group = 1;
       d.compute = d.out_dtype = p ? KILN_CUDA_F32 : KILN_CUDA_F16;
       d.has_bias = 1, d.epilogue.act = KILN_ACT_SILU;
+      int ips = b->ic;
+      if (!p && b->ic % 8) ips = (b->ic + 7) / 8 * 8, d.in_pixel_stride = ips, d.in_zero_padded = 1;
       size_t nw = (size_t)b->oc * b->ic * b->k * b->k, psz = kiln_cuda_conv_packed_size(&d);
       float *w = rand_vec(nw, 0), *bias = rand_vec((size_t)b->oc, 0);
       for (size_t j = 0; j < nw; j++) w[j] *= 0.05f;
-      void *blob = malloc(psz), *dblob, *dx, *dy;
+      void *blob = malloc(psz), *dblob, *dx, *dy, *dws = NULL;
       kiln_status ps = kiln_cuda_conv_pack(&d, w, bias, blob);
       if (ps) {
         fprintf(stderr, "%s\n", kiln_status_message(ps));
         return 1;
       }
       size_t es = p ? 4 : 2;
-      size_t nx = (size_t)batch * b->h * b->w * b->ic, ny = (size_t)batch * oh * ow * b->oc;
+      size_t nx = (size_t)batch * b->h * b->w * ips, ny = (size_t)batch * oh * ow * b->oc;
+      /* workspace: the largest any candidate needs */
+      size_t wsz = kiln_cuda_conv_workspace_size(&d);
+      int nt = p ? 0 : kiln_cuda_conv_tactic_count(&d);
+      for (int tt = 1; tt <= nt; tt++) {
+        d.tactic = tt;
+        size_t w2 = kiln_cuda_conv_workspace_size(&d);
+        if (w2 > wsz) wsz = w2;
+      }
+      d.tactic = !p && force ? atoi(force) : 0;
+      if (p && no32) {
+        t[1] = 1e-9f;
+        free(blob), free(w), free(bias);
+        continue;
+      }
       cudaMalloc(&dblob, psz), cudaMalloc(&dx, nx * es), cudaMalloc(&dy, ny * es);
+      if (wsz) cudaMalloc(&dws, wsz);
       cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice);
       cudaMemset(dx, 0x11, nx * es); /* small finite values in both fp16 and fp32 */
       int iters = flops * 20 > 1e12 ? 20 : 100;
-      t[p] = time_conv(&d, dblob, dx, dy, iters);
+      t[p] = time_conv(&d, dblob, dx, dy, dws, iters);
       if (!p) kname = kiln_cuda_conv_kernel_name(&d);
+      for (int tt = 1; sweep && tt <= nt; tt++) {
+        d.tactic = tt;
+        float tm = time_conv(&d, dblob, dx, dy, dws, iters);
+        if (sweep > 1) {
+          if (tt == 1) printf("T,%d,%s", batch, b->name);
+          printf(",%.1f", tm * 1e3);
+          if (tt == nt) printf("\n");
+        }
+        if (tm < tbest) tbest = tm, bestname = kiln_cuda_conv_kernel_name(&d);
+      }
       cudaFree(dblob), cudaFree(dx), cudaFree(dy);
+      if (dws) cudaFree(dws);
       free(blob), free(w), free(bias);
     }
     cudaError_t e = cudaDeviceSynchronize();
@@ -594,20 +708,27 @@ static int bench(int batch) {
       fprintf(stderr, "CUDA error: %s\n", cudaGetErrorString(e));
       return 1;
     }
+    if (tbest > t[0]) tbest = t[0], bestname = kname;
     double tf16 = flops / (t[0] * 1e-3) / 1e12, tf32 = flops / (t[1] * 1e-3) / 1e12;
-    printf("%-13s %3d %4d %4d %4d %4s %2d %1d | %-24s %9.1f %7.1f %5.1f%% | %9.1f %7.1f\n", b->name, b->count, b->ic,
-           b->h, b->oc, "", b->k, b->s, kname, t[0] * 1e3, tf16, 100 * tf16 / 990, t[1] * 1e3, tf32);
-    tot16 += b->count * t[0], tot32 += b->count * t[1], flops_all += b->count * flops;
+    printf("%-13s %3d %4d %4d %4d %2d %1d | %-38s %8.1f %7.1f %5.1f%% | %8.1f %7.1f", b->name, b->count, b->ic, b->h,
+           b->oc, b->k, b->s, kname, t[0] * 1e3, tf16, 100 * tf16 / 990, t[1] * 1e3, tf32);
+    if (sweep) printf(" | %-38s %8.1f", bestname, tbest * 1e3);
+    printf("\n");
+    tot16 += b->count * t[0], tot32 += b->count * t[1], totbest += b->count * tbest, flops_all += b->count * flops;
   }
   printf("# all %d-image yolov8n convs (weighted by count): fp16 %.3f ms (%.1f TFLOP/s), fp32 %.3f ms (%.1f TFLOP/s),"
          " %.2f GFLOP\n",
          batch, tot16, flops_all / (tot16 * 1e-3) / 1e12, tot32, flops_all / (tot32 * 1e-3) / 1e12, flops_all / 1e9);
+  if (sweep)
+    printf("# best fp16 tactic per layer, summed: %.3f ms (%.1f TFLOP/s)\n", totbest,
+           flops_all / (totbest * 1e-3) / 1e12);
   return 0;
 }
 
 #define GPU_TESTS                                                                                    \
   cmocka_unit_test(test_conv_validate), cmocka_unit_test(test_conv_f16_out_f16),                     \
       cmocka_unit_test(test_conv_f16_out_f32), cmocka_unit_test(test_conv_f32_exact),                \
+      cmocka_unit_test(test_conv_f16_tactics),                                                        \
       cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_resize),  \
       cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
       cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy)

@@ -2,6 +2,7 @@
 #include "backend/cuda/conv_cuda.h"
 #include "backend/cuda/cuda_common.cuh"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,17 +15,21 @@ struct ConvP {
   int K, Kp, M;
   long long in_ps, out_ps, res_ps;
   int act, has_res, res_before;
+  int pair; // y (and residual) allow aligned 2-channel stores / loads
   float alpha, beta;
 };
 
 // ---- tensor-core implicit GEMM (fp16 in, fp32 accumulate) -----------------------------------------
-// Block tile 64 pixels x 64 output channels x 32 K, 4 warps in 2x2, each warp 32x32 = 2x4 mma tiles.
-// Shared rows are K-contiguous (A: [pixel][k], B: [oc][k]) so every mma fragment is one 32-bit load;
-// the row stride of 40 halves (20 words) puts the 8 rows a fragment load touches on distinct banks and
-// keeps 16-byte row alignment for the vector stores. The next K tile is fetched into registers while
-// the current one is multiplied (one shared buffer, two barriers per tile): simple, and enough to keep
-// the memory system busy at YOLO's small channel counts. Speed work (cp.async stages, wgmma) comes later.
-constexpr int MBM = 64, MBN = 64, MBK = 32, MPAD = 40;
+// M = pixels, N = OC, K = (kh, kw, ic). Block tile BM x BN x 32, warps of WM x WN (mma.sync m16n8k16).
+// Shared rows are K-contiguous (A: [pixel][k], B: [oc][k]) with a row stride of 40 halves (80 bytes): the
+// 8 rows an ldmatrix phase reads land on 8 distinct 16-byte bank groups, so ldmatrix.x4 is conflict-free
+// and cp.async keeps 16-byte alignment. ST stages of cp.async (zero-fill for padding / out-of-image taps)
+// keep ST-1 K tiles in flight. The gather variant (IC % 8 != 0 without in_zero_padded) loads A element
+// by element into the stage (synchronous) and is only kept for odd inputs.
+// Split-K (gridDim.z > 1): each z slice accumulates a contiguous range of K tiles and writes fp32 partial
+// sums to the workspace; conv_splitk_reduce adds the slices in a fixed order and runs the epilogue.
+constexpr int MBK = 32, MPAD = 40;
+constexpr int OC_ALIGN = 128; // packed weights: OC padded to the widest BN, so B loads need no bounds
 
 __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
@@ -32,74 +37,152 @@ __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+// B (weights): .cg, streamed through L2. A (activations): .ca, so the taps of a 3x3 window that
+// neighbouring output pixels of one block share are served by L1 instead of L2.
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async16_ca(uint32_t dst, const void *src, bool ok) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
 
-template <typename OutT>
+// fp16-compute epilogues use the fast exp / divide intrinsics for SiLU and sigmoid (relative error ~1e-6,
+// far below fp16 rounding; saturates correctly: v -> -inf gives 0). The exact fp32 path keeps expf.
+template <bool FAST> __device__ __forceinline__ float conv_act(float v, int act, float alpha, float beta) {
+  if (FAST && act == KILN_ACT_SILU) return __fdividef(v, 1.f + __expf(-v));
+  if (FAST && act == KILN_ACT_SIGMOID) return __fdividef(1.f, 1.f + __expf(-v));
+  return kiln_cuda_act(v, act, alpha, beta);
+}
+
+template <typename OutT, bool FAST = false>
 __device__ __forceinline__ void conv_store(const ConvP &p, const float *bias, const OutT *res, OutT *y, int m,
                                            int oc, float v) {
   v += bias[oc];
   float r = 0.f;
   if (p.has_res) r = kiln_ld(res + (long long)m * p.res_ps + oc);
   if (p.res_before) v += r;
-  v = kiln_cuda_act(v, p.act, p.alpha, p.beta);
+  v = conv_act<FAST>(v, p.act, p.alpha, p.beta);
   if (!p.res_before) v += r;
   kiln_st(y + (long long)m * p.out_ps + oc, v);
 }
 
-template <bool VEC, typename OutT>
-__global__ void __launch_bounds__(128) conv_mma_kernel(ConvP p, const __half *__restrict__ x,
-                                                       const __half *__restrict__ w,
-                                                       const float *__restrict__ bias, const OutT *res,
-                                                       OutT *y) {
-  __shared__ __align__(16) __half As[MBM * MPAD];
-  __shared__ __align__(16) __half Bs[MBN * MPAD];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int m0 = blockIdx.x * MBM, n0 = blockIdx.y * MBN;
-  const int nk = p.Kp / MBK;
+__device__ __forceinline__ void st2(__half *p, float a, float b) {
+  *reinterpret_cast<__half2 *>(p) = __floats2half2_rn(a, b);
+}
+__device__ __forceinline__ void st2(float *p, float a, float b) { *reinterpret_cast<float2 *>(p) = make_float2(a, b); }
+__device__ __forceinline__ float2 ld2(const __half *p) { return __half22float2(*reinterpret_cast<const __half2 *>(p)); }
+__device__ __forceinline__ float2 ld2(const float *p) { return *reinterpret_cast<const float2 *>(p); }
 
-  // Vector loader: rows (tid>>2) and (tid>>2)+32, 8-half chunk (tid&3) of the K tile, for A and B.
-  const int lrow = tid >> 2, lchunk = tid & 3;
-  long long img[2];
-  int ih0[2], iw0[2];
-  bool mval[2];
-  // Scalar loader: K column (tid&31), rows (tid>>5) + 4*i.
-  const int scol = tid & 31, srow = tid >> 5;
+// Channels oc and oc+1 of pixel m (oc even). p.pair says y/residual allow 2-element stores/loads.
+template <typename OutT>
+__device__ __forceinline__ void conv_store2(const ConvP &p, const float *bias, const OutT *res, OutT *y, int m,
+                                            int oc, float v0, float v1) {
+  if (oc + 1 < p.OC && p.pair) {
+    v0 += bias[oc], v1 += bias[oc + 1];
+    float2 r = make_float2(0.f, 0.f);
+    if (p.has_res) r = ld2(res + (long long)m * p.res_ps + oc);
+    if (p.res_before) v0 += r.x, v1 += r.y;
+    v0 = conv_act<true>(v0, p.act, p.alpha, p.beta), v1 = conv_act<true>(v1, p.act, p.alpha, p.beta);
+    if (!p.res_before) v0 += r.x, v1 += r.y;
+    st2(y + (long long)m * p.out_ps + oc, v0, v1);
+  } else {
+    if (oc < p.OC) conv_store<OutT, true>(p, bias, res, y, m, oc, v0);
+    if (oc + 1 < p.OC) conv_store<OutT, true>(p, bias, res, y, m, oc + 1, v1);
+  }
+}
+
+// OUT: 0 = fp16 y, 1 = fp32 y, 2 = fp32 partial sums to ws[z][M][OC] (split-K).
+template <int BM, int BN, int WM, int WN, int ST, bool VEC, int OUT>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
+    conv_mma_kernel(ConvP p, const __half *__restrict__ x, const __half *__restrict__ w,
+                    const float *__restrict__ bias, const void *res_, void *y_, float *ws) {
+  constexpr int WGM = BM / WM, WGN = BN / WN, T = WGM * WGN * 32;
+  constexpr int MI = WM / 16, NI = WN / 8;
+  constexpr int STAGE = (BM + BN) * MPAD; // halves
+  static_assert(NI % 2 == 0 && MI >= 1, "warp tile");
+  static_assert((BM * 4) % T == 0, "A loader");
+  constexpr int A_IT = BM * 4 / T;
+  constexpr int B_IT = (BN * 4 + T - 1) / T;
+  extern __shared__ __align__(16) __half smem[];
+  const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(smem);
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int nk_all = p.Kp / MBK;
+  const int kt0 = (int)((long long)blockIdx.z * nk_all / gridDim.z);
+  const int kt1 = (int)((long long)(blockIdx.z + 1) * nk_all / gridDim.z);
+  const int nk = kt1 - kt0;
+
+  // A rows this thread loads: (tid>>2) + i*(T/4), 16-byte chunk (tid&3) of the 32-wide K tile.
+  const int lchunk = tid & 3;
+  // Per row: the element offset of (n, ih0, iw0) and ih0 / iw0 (rows past M get ih0 = -2^30: always
+  // out of bounds). The K position of this thread's chunk advances by 32 per load() call (calls come in
+  // K order), so (ic, kw, kh) are stepped instead of divided.
+  long long rowoff[A_IT];
+  int ih0[A_IT], iw0[A_IT];
+  int a_ic = 0, a_kw = 0, a_kh = 0, a_k = 0;
   if (VEC) {
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-      int m = m0 + lrow + 32 * i;
-      mval[i] = m < p.M;
-      int mm = mval[i] ? m : 0;
+    for (int i = 0; i < A_IT; i++) {
+      int m = m0 + (tid >> 2) + i * (T / 4);
+      bool ok = m < p.M;
+      int mm = ok ? m : 0;
       int ow = mm % p.OW, t = mm / p.OW, oh = t % p.OH, n = t / p.OH;
-      img[i] = (long long)n * p.IH * p.IW;
-      ih0[i] = oh * p.SH - p.PT;
+      ih0[i] = ok ? oh * p.SH - p.PT : -(1 << 30);
       iw0[i] = ow * p.SW - p.PL;
+      rowoff[i] = ((long long)n * p.IH * p.IW + (long long)ih0[i] * p.IW + iw0[i]) * p.in_ps;
     }
+    a_k = kt0 * MBK + lchunk * 8;
+    int tap = a_k / p.IC;
+    a_ic = a_k - tap * p.IC, a_kh = tap / p.KW, a_kw = tap - a_kh * p.KW;
   }
-  uint4 ra[2], rb[2];
-  __half rs[16];
+  const __half *wrow[B_IT];
+#pragma unroll
+  for (int i = 0; i < B_IT; i++) {
+    int c = tid + i * T;
+    wrow[i] = w + (long long)(n0 + (c >> 2)) * p.Kp + (c & 3) * 8;
+  }
 
-  auto load = [&](int kt) {
+  auto load = [&](int kt, int stage) {
+    const uint32_t sa = sbase + stage * STAGE * 2, sb = sa + BM * MPAD * 2;
     const int kbase = kt * MBK;
 #pragma unroll
-    for (int i = 0; i < 2; i++)
-      rb[i] = *reinterpret_cast<const uint4 *>(w + (long long)(n0 + lrow + 32 * i) * p.Kp + kbase + lchunk * 8);
+    for (int i = 0; i < B_IT; i++) {
+      int c = tid + i * T;
+      if (BN * 4 % T == 0 || c < BN * 4)
+        cp_async16(sb + ((c >> 2) * MPAD + (c & 3) * 8) * 2, wrow[i] + kbase, true);
+    }
     if (VEC) {
-      int k = kbase + lchunk * 8;
-      int tap = k / p.IC, ic = k - tap * p.IC, kh = tap / p.KW, kw = tap - kh * p.KW;
+      const int dih = a_kh * p.DH, diw = a_kw * p.DW;
+      const int off = (dih * p.IW + diw) * (int)p.in_ps + a_ic;
+      const bool kok = a_k < p.K;
 #pragma unroll
-      for (int i = 0; i < 2; i++) {
-        int ih = ih0[i] + kh * p.DH, iw = iw0[i] + kw * p.DW;
-        if (k < p.K && mval[i] && ih >= 0 && ih < p.IH && iw >= 0 && iw < p.IW)
-          ra[i] = *reinterpret_cast<const uint4 *>(x + (img[i] + (long long)ih * p.IW + iw) * p.in_ps + ic);
-        else
-          ra[i] = make_uint4(0, 0, 0, 0);
+      for (int i = 0; i < A_IT; i++) {
+        bool ok = kok && (unsigned)(ih0[i] + dih) < (unsigned)p.IH && (unsigned)(iw0[i] + diw) < (unsigned)p.IW;
+        const __half *src = ok ? x + rowoff[i] + off : x;
+        cp_async16_ca(sa + (((tid >> 2) + i * (T / 4)) * MPAD + lchunk * 8) * 2, src, ok);
+      }
+      a_k += MBK, a_ic += MBK;
+      while (a_ic >= p.IC) {
+        a_ic -= p.IC;
+        if (++a_kw == p.KW) a_kw = 0, a_kh++;
       }
     } else {
-      int k = kbase + scol;
+      __half *As = smem + stage * STAGE;
+      int k = kbase + (tid & 31);
       int tap = k / p.IC, ic = k - tap * p.IC, kh = tap / p.KW, kw = tap - kh * p.KW;
-#pragma unroll
-      for (int i = 0; i < 16; i++) {
-        int m = m0 + srow + 4 * i;
+#pragma unroll 4
+      for (int r = tid >> 5; r < BM; r += T / 32) {
+        int m = m0 + r;
         __half v = __float2half(0.f);
         if (k < p.K && m < p.M) {
           int ow = m % p.OW, t = m / p.OW, oh = t % p.OH, n = t / p.OH;
@@ -107,81 +190,99 @@ __global__ void __launch_bounds__(128) conv_mma_kernel(ConvP p, const __half *__
           if (ih >= 0 && ih < p.IH && iw >= 0 && iw < p.IW)
             v = x[((long long)n * p.IH * p.IW + (long long)ih * p.IW + iw) * p.in_ps + ic];
         }
-        rs[i] = v;
+        As[r * MPAD + (tid & 31)] = v;
       }
     }
   };
-  auto store = [&]() {
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-      *reinterpret_cast<uint4 *>(&Bs[(lrow + 32 * i) * MPAD + lchunk * 8]) = rb[i];
-    if (VEC) {
-#pragma unroll
-      for (int i = 0; i < 2; i++) *reinterpret_cast<uint4 *>(&As[(lrow + 32 * i) * MPAD + lchunk * 8]) = ra[i];
-    } else {
-#pragma unroll
-      for (int i = 0; i < 16; i++) As[(srow + 4 * i) * MPAD + scol] = rs[i];
-    }
-  };
 
-  float acc[2][4][4];
+  float acc[MI][NI][4];
 #pragma unroll
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < MI; i++)
 #pragma unroll
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < NI; j++)
 #pragma unroll
       for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
-  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-  load(0);
-  store();
-  __syncthreads();
-  for (int kt = 0; kt < nk; kt++) {
-    if (kt + 1 < nk) load(kt + 1);
+  const int wm = (warp / WGN) * WM, wn = (warp % WGN) * WN;
 #pragma unroll
-    for (int kk = 0; kk < MBK; kk += 16) {
-      uint32_t a[2][4], b[4][2];
-#pragma unroll
-      for (int mi = 0; mi < 2; mi++) {
-        const __half *r0 = &As[(wm + mi * 16 + g) * MPAD + kk + t4 * 2];
-        const __half *r8 = r0 + 8 * MPAD;
-        a[mi][0] = *reinterpret_cast<const uint32_t *>(r0);
-        a[mi][1] = *reinterpret_cast<const uint32_t *>(r8);
-        a[mi][2] = *reinterpret_cast<const uint32_t *>(r0 + 8);
-        a[mi][3] = *reinterpret_cast<const uint32_t *>(r8 + 8);
-      }
-#pragma unroll
-      for (int ni = 0; ni < 4; ni++) {
-        const __half *c0 = &Bs[(wn + ni * 8 + g) * MPAD + kk + t4 * 2];
-        b[ni][0] = *reinterpret_cast<const uint32_t *>(c0);
-        b[ni][1] = *reinterpret_cast<const uint32_t *>(c0 + 8);
-      }
-#pragma unroll
-      for (int mi = 0; mi < 2; mi++)
-#pragma unroll
-        for (int ni = 0; ni < 4; ni++) mma16816(acc[mi][ni], a[mi], b[ni]);
-    }
-    if (kt + 1 < nk) {
-      __syncthreads();
-      store();
-      __syncthreads();
-    }
+  for (int s = 0; s < ST - 1; s++) {
+    if (s < nk) load(kt0 + s, s);
+    cp_async_commit();
   }
+  // ldmatrix lane addresses (bytes, relative to the stage): A rows wm + mi*16 + (lane&15), K half lane>>4;
+  // B rows wn + nj*16 + (lane>>4)*8 + (lane&7), K half (lane>>3)&1.
+  const uint32_t a_off = ((wm + (lane & 15)) * MPAD + (lane >> 4) * 8) * 2;
+  const uint32_t b_off = (BM * MPAD + (wn + (lane >> 4) * 8 + (lane & 7)) * MPAD + ((lane >> 3) & 1) * 8) * 2;
+  for (int kt = 0; kt < nk; kt++) {
+    cp_async_wait<ST - 2>();
+    __syncthreads();
+    {
+      int nxt = kt + ST - 1;
+      if (nxt < nk) load(kt0 + nxt, nxt % ST);
+      cp_async_commit();
+    }
+    const uint32_t st = sbase + (kt % ST) * STAGE * 2;
+    // Both 16-wide K halves' fragments are loaded before the first mma so ldmatrix latency overlaps.
+    uint32_t a[2][MI][4], b[2][NI][2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+#pragma unroll
+      for (int mi = 0; mi < MI; mi++) ldsm_x4(a[h][mi], st + a_off + (mi * 16 * MPAD + h * 16) * 2);
+#pragma unroll
+      for (int nj = 0; nj < NI / 2; nj++) {
+        uint32_t r[4];
+        ldsm_x4(r, st + b_off + (nj * 16 * MPAD + h * 16) * 2);
+        b[h][2 * nj][0] = r[0], b[h][2 * nj][1] = r[1], b[h][2 * nj + 1][0] = r[2], b[h][2 * nj + 1][1] = r[3];
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+      for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++) mma16816(acc[mi][ni], a[h][mi], b[h][ni]);
+  }
+  cp_async_wait<0>();
 
 #pragma unroll
-  for (int mi = 0; mi < 2; mi++)
+  for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-    for (int ni = 0; ni < 4; ni++)
+    for (int h = 0; h < 2; h++) {
+      int m = m0 + wm + mi * 16 + g + 8 * h;
+      if (m >= p.M) continue;
 #pragma unroll
-      for (int h = 0; h < 2; h++) {
-        int m = m0 + wm + mi * 16 + g + 8 * h;
-        if (m >= p.M) continue;
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-          int oc = n0 + wn + ni * 8 + t4 * 2 + j;
-          if (oc < p.OC) conv_store(p, bias, res, y, m, oc, acc[mi][ni][2 * h + j]);
+      for (int ni = 0; ni < NI; ni++) {
+        int oc = n0 + wn + ni * 8 + t4 * 2;
+        if (oc >= p.OC) continue;
+        float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        if (OUT == 2) {
+          float *o = ws + ((long long)blockIdx.z * p.M + m) * p.OC + oc;
+          if (oc + 1 < p.OC && (p.OC & 1) == 0) *reinterpret_cast<float2 *>(o) = make_float2(v0, v1);
+          else {
+            o[0] = v0;
+            if (oc + 1 < p.OC) o[1] = v1;
+          }
+        } else if (OUT == 0) {
+          conv_store2(p, bias, (const __half *)res_, (__half *)y_, m, oc, v0, v1);
+        } else {
+          conv_store2(p, bias, (const float *)res_, (float *)y_, m, oc, v0, v1);
         }
       }
+    }
+}
+
+// Split-K epilogue: y = epilogue(sum over the S slices of ws[z][M][OC]), slices added in order.
+template <typename OutT>
+__global__ void conv_splitk_reduce(ConvP p, int S, const float *__restrict__ ws, const float *__restrict__ bias,
+                                   const OutT *res, OutT *y) {
+  const long long total = (long long)p.M * p.OC, slice = total;
+  for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+       idx += (long long)gridDim.x * blockDim.x) {
+    float v = ws[idx];
+    for (int z = 1; z < S; z++) v += ws[z * slice + idx];
+    int m = (int)(idx / p.OC), oc = (int)(idx - (long long)m * p.OC);
+    conv_store<OutT, true>(p, bias, res, y, m, oc, v);
+  }
 }
 
 // ---- exact fp32 implicit GEMM (plain FMA, no TF32) --------------------------------------------------
@@ -312,6 +413,104 @@ Path path_of(const kiln_cuda_conv_desc *d) {
   return d->compute == KILN_CUDA_F16 ? PATH_MMA : PATH_FMA;
 }
 
+// Input channels the MMA path's K runs over: padded to 8 when the caller guarantees zeros there.
+int64_t mma_ic(const kiln_cuda_conv_desc *d) { return d->in_zero_padded ? round_up(d->in_c, 8) : d->in_c; }
+int64_t in_ps_of(const kiln_cuda_conv_desc *d) { return d->in_pixel_stride ? d->in_pixel_stride : d->in_c; }
+bool mma_vec(const kiln_cuda_conv_desc *d) { return mma_ic(d) % 8 == 0 && in_ps_of(d) % 8 == 0; }
+
+typedef void (*MmaFn)(ConvP, const __half *, const __half *, const float *, const void *, void *, float *);
+struct TileCfg {
+  int bm, bn, threads, stages, occ; // occ: blocks per SM (estimate from shared memory / registers)
+  MmaFn fn[3];                      // OUT = 0 (fp16 y), 1 (fp32 y), 2 (split-K partials)
+  const char *names[6];
+};
+#define KILN_TILE(BM, BN, WM, WN, ST, OCC)                                                             \
+  {BM, BN, (BM / WM) * (BN / WN) * 32, ST, OCC,                                                        \
+   {conv_mma_kernel<BM, BN, WM, WN, ST, true, 0>, conv_mma_kernel<BM, BN, WM, WN, ST, true, 1>,          \
+    conv_mma_kernel<BM, BN, WM, WN, ST, true, 2>},                                                      \
+   {"conv_igemm_mma.f16." #BM "x" #BN "x32.s" #ST, "conv_igemm_mma.f16." #BM "x" #BN "x32.s" #ST ".sk2",   \
+    "conv_igemm_mma.f16." #BM "x" #BN "x32.s" #ST ".sk3", "conv_igemm_mma.f16." #BM "x" #BN "x32.s" #ST ".sk4", \
+    "conv_igemm_mma.f16." #BM "x" #BN "x32.s" #ST ".sk6", "conv_igemm_mma.f16." #BM "x" #BN "x32.s" #ST ".sk8"}}
+const TileCfg kTiles[] = {
+    KILN_TILE(128, 128, 64, 32, 3, 2), KILN_TILE(128, 64, 64, 32, 4, 3), KILN_TILE(64, 64, 32, 32, 4, 5),
+    KILN_TILE(128, 32, 32, 32, 4, 4),  KILN_TILE(64, 32, 32, 16, 4, 7), KILN_TILE(128, 16, 32, 16, 4, 4),
+    KILN_TILE(256, 64, 64, 32, 3, 2),  KILN_TILE(64, 16, 16, 16, 4, 8),
+};
+#undef KILN_TILE
+constexpr int NTILES = sizeof kTiles / sizeof kTiles[0];
+constexpr int kSplits[] = {1, 2, 3, 4, 6, 8};
+constexpr int NSPLITS = 6;
+constexpr int GATHER_BM = 64, GATHER_BN = 64, GATHER_ST = 3;
+const MmaFn kGather[2] = {conv_mma_kernel<64, 64, 32, 32, GATHER_ST, false, 0>,
+                          conv_mma_kernel<64, 64, 32, 32, GATHER_ST, false, 1>};
+int smem_of(int bm, int bn, int st) { return (bm + bn) * MPAD * 2 * st; }
+
+struct Choice {
+  int tile;  // index into kTiles, -1: gather kernel
+  int split; // K slices (1: no split-K)
+};
+
+int tile_index(int bm, int bn) {
+  for (int t = 0; t < NTILES; t++)
+    if (kTiles[t].bm == bm && kTiles[t].bn == bn) return t;
+  return 2; // 64x64
+}
+
+// Default tile / split-K choice from the shapes, fitted to a sweep of every candidate over YOLOv8n's conv
+// layers at batch 1 and 32 on an H100 (docs/CUDA.md). Deterministic (no device query), so the engine's
+// workspace plan and the kernel names are the same on every run.
+// - Few output tiles (fewer 64x64 tiles than SMs: batch 1 at 40x40 and below): 64-row tiles, K split so
+//   each block runs <= 6 K tiles; narrow N tiles (16) when K is short, 32 for the 20x20 maps.
+// - Otherwise: N tile from OC (16 / 32 / 64, 128 above 64), 64 rows for 1x1-like short K, 128 or 256 rows
+//   with a split of 2 for the long-K 3x3 layers whose grid would be under ~6 waves.
+Choice choose(const kiln_cuda_conv_desc *d) {
+  Choice c = {-1, 1};
+  if (path_of(d) != PATH_MMA || !mma_vec(d)) return c;
+  const int64_t M = d->batch * d->out_h * d->out_w, N = d->out_c;
+  const int nk = (int)(round_up(d->kernel_h * d->kernel_w * mma_ic(d), MBK) / MBK);
+  if (d->tactic > 0 && d->tactic <= NTILES * NSPLITS) {
+    c.tile = (d->tactic - 1) / NSPLITS;
+    c.split = kSplits[(d->tactic - 1) % NSPLITS];
+    if (c.split > nk) c.split = nk;
+    return c;
+  }
+  auto tiles = [&](int bm, int bn) { return ((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
+  int bm, bn, S = 1;
+  if (tiles(64, 64) < 132) {
+    bm = 64;
+    if (nk <= 6) {
+      bn = N <= 128 ? 16 : 32;
+    } else {
+      bn = M <= 512 || N < 64 ? 32 : 64;
+      for (int i = 0; i < NSPLITS; i++) {
+        S = kSplits[i];
+        if ((nk + S - 1) / S <= 6) break;
+      }
+    }
+  } else if (nk <= 8 || (d->kernel_h * d->kernel_w == 1 && nk <= 12 && N < 128)) { // 1x1-like, short K
+    bm = 64;
+    bn = N <= 16 ? 16 : (nk <= 2 || N >= 256 || N % 64 ? 32 : 64);
+    if (N <= 16) bm = 128;
+  } else if (d->kernel_h * d->kernel_w == 1) { // 1x1 with long K, OC >= 128
+    bm = 128, bn = 128;
+    int64_t t = tiles(128, 128);
+    S = t >= 264 && t < 800 ? 2 : 1;
+  } else if (N <= 16) {
+    bm = 128, bn = 16;
+  } else if (N <= 32) {
+    bm = 64, bn = 32;
+  } else if (N <= 64) {
+    if (M >= 150000) bm = 64, bn = 64;
+    else bm = 128, bn = 64, S = 2;
+  } else {
+    bm = 128, bn = 128;
+    S = tiles(128, 128) < 2000 ? 2 : 1;
+  }
+  c.tile = tile_index(bm, bn);
+  c.split = S > nk ? nk : S;
+  return c;
+}
+
 struct Layout {
   int64_t K, Kp, OCp;
   size_t w_bytes, bias_off, total;
@@ -322,7 +521,8 @@ Layout layout_of(const kiln_cuda_conv_desc *d) {
   L.K = d->kernel_h * d->kernel_w * (d->in_c / (d->group > 0 ? d->group : 1));
   switch (path_of(d)) {
   case PATH_MMA:
-    L.Kp = round_up(L.K, MBK), L.OCp = round_up(d->out_c, MBN), L.w_bytes = (size_t)(L.Kp * L.OCp) * 2;
+    L.K = d->kernel_h * d->kernel_w * mma_ic(d);
+    L.Kp = round_up(L.K, MBK), L.OCp = round_up(d->out_c, OC_ALIGN), L.w_bytes = (size_t)(L.Kp * L.OCp) * 2;
     break;
   case PATH_FMA:
     L.Kp = round_up(L.K, FBK), L.OCp = round_up(d->out_c, FBN), L.w_bytes = (size_t)(L.Kp * L.OCp) * 4;
@@ -356,6 +556,19 @@ uint16_t f32_to_f16(float f) {
   return (uint16_t)(sign | h);
 }
 
+// Kernels with more than 48 KB of dynamic shared memory need an opt-in, once per kernel and device.
+// Host-only bookkeeping (no allocation, no stream work), so it is legal during graph capture.
+cudaError_t ensure_smem(MmaFn fn, int bytes) {
+  static const void *done[64];
+  static int ndone;
+  if (bytes <= 48 * 1024) return cudaSuccess;
+  for (int i = 0; i < ndone; i++)
+    if (done[i] == (const void *)fn) return cudaSuccess;
+  cudaError_t e = cudaFuncSetAttribute((const void *)fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess && ndone < 64) done[ndone++] = (const void *)fn;
+  return e;
+}
+
 } // namespace
 
 extern "C" kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d) {
@@ -376,6 +589,10 @@ extern "C" kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d) {
     return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: the fp32 path writes fp32 only");
   if (d->in_pixel_stride && d->in_pixel_stride < d->in_c)
     return kiln_error(KILN_ERR_SHAPE, "cuda conv: input pixel stride below its channels");
+  if (d->in_zero_padded && (d->in_pixel_stride <= 0 || d->in_pixel_stride % 8))
+    return kiln_error(KILN_ERR_SHAPE, "cuda conv: in_zero_padded needs an input pixel stride that is a multiple of 8");
+  if (d->tactic < 0 || d->tactic > kiln_cuda_conv_tactic_count(d))
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda conv: tactic %d out of range", d->tactic);
   if (d->out_pixel_stride && d->out_pixel_stride < d->out_c_offset + d->out_c)
     return kiln_error(KILN_ERR_SHAPE, "cuda conv: output pixel stride below offset + channels");
   if (d->residual_pixel_stride && d->residual_pixel_stride < d->out_c)
@@ -383,16 +600,23 @@ extern "C" kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d) {
   if (d->out_c_offset < 0) return kiln_error(KILN_ERR_SHAPE, "cuda conv: negative output channel offset");
   // 32-bit kernel arithmetic: pixel counts, K and per-image extents must fit (element offsets are 64-bit).
   if (d->batch * d->out_h * d->out_w > lim || d->batch * d->in_h * d->in_w > lim ||
-      d->kernel_h * d->kernel_w * d->in_c > lim || d->out_c > lim / 4)
+      d->kernel_h * d->kernel_w * (d->in_c + 8) > lim || d->out_c > lim / 4 ||
+      (d->kernel_h * d->dilation_h + 1) * d->in_w * (d->in_pixel_stride ? d->in_pixel_stride : d->in_c) > lim)
     return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: tensor too large for 32-bit indexing");
   return NULL;
+}
+
+extern "C" int kiln_cuda_conv_tactic_count(const kiln_cuda_conv_desc *d) {
+  if (!d || path_of(d) != PATH_MMA || !mma_vec(d)) return 0;
+  return NTILES * NSPLITS;
 }
 
 extern "C" size_t kiln_cuda_conv_packed_size(const kiln_cuda_conv_desc *d) { return layout_of(d).total; }
 
 extern "C" size_t kiln_cuda_conv_workspace_size(const kiln_cuda_conv_desc *d) {
-  (void)d;
-  return 0;
+  Choice c = choose(d);
+  if (c.tile < 0 || c.split <= 1) return 0;
+  return align256((size_t)c.split * (size_t)(d->batch * d->out_h * d->out_w) * (size_t)d->out_c * sizeof(float));
 }
 
 extern "C" kiln_status kiln_cuda_conv_pack(const kiln_cuda_conv_desc *d, const float *weights, const float *bias,
@@ -401,12 +625,13 @@ extern "C" kiln_status kiln_cuda_conv_pack(const kiln_cuda_conv_desc *d, const f
   Layout L = layout_of(d);
   memset(packed, 0, L.total); // padding rows/columns must be zeros: they take part in the GEMM
   const int64_t icg = d->in_c / d->group, KH = d->kernel_h, KW = d->kernel_w;
+  const int64_t ick = path_of(d) == PATH_MMA ? mma_ic(d) : icg; // K's channel extent (padded: zero weights)
   for (int64_t oc = 0; oc < d->out_c; oc++)
     for (int64_t c = 0; c < icg; c++)
       for (int64_t kh = 0; kh < KH; kh++)
         for (int64_t kw = 0; kw < KW; kw++) {
           float v = weights[((oc * icg + c) * KH + kh) * KW + kw];
-          int64_t k = (kh * KW + kw) * icg + c; // (kh, kw, ic): matches NHWC pixels
+          int64_t k = (kh * KW + kw) * ick + c; // (kh, kw, ic): matches NHWC pixels
           switch (path_of(d)) {
           case PATH_MMA: ((uint16_t *)packed)[oc * L.Kp + k] = f32_to_f16(v); break;
           case PATH_FMA: ((float *)packed)[k * L.OCp + oc] = v; break;
@@ -420,7 +645,13 @@ extern "C" kiln_status kiln_cuda_conv_pack(const kiln_cuda_conv_desc *d, const f
 
 extern "C" const char *kiln_cuda_conv_kernel_name(const kiln_cuda_conv_desc *d) {
   switch (path_of(d)) {
-  case PATH_MMA: return d->in_c % 8 == 0 ? "conv_igemm_mma.f16.vec8" : "conv_igemm_mma.f16";
+  case PATH_MMA: {
+    Choice c = choose(d);
+    if (c.tile < 0) return "conv_igemm_mma.f16.64x64x32.s3.gather";
+    int s = 0;
+    while (s < NSPLITS - 1 && kSplits[s] != c.split) s++;
+    return kTiles[c.tile].names[s];
+  }
   case PATH_FMA: return "conv_igemm_fma.f32";
   default: return d->compute == KILN_CUDA_F16 ? "conv_direct.f16" : "conv_direct.f32";
   }
@@ -429,7 +660,6 @@ extern "C" const char *kiln_cuda_conv_kernel_name(const kiln_cuda_conv_desc *d) 
 extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
                                           const void *residual, void *y, void *workspace,
                                           kiln_cuda_stream stream) {
-  (void)workspace;
   Layout L = layout_of(d);
   ConvP p;
   p.N = (int)d->batch, p.IC = (int)d->in_c, p.IH = (int)d->in_h, p.IW = (int)d->in_w;
@@ -438,7 +668,7 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
   p.PT = (int)d->pad_top, p.PL = (int)d->pad_left, p.DH = (int)d->dilation_h, p.DW = (int)d->dilation_w;
   p.G = (int)d->group;
   p.K = (int)L.K, p.Kp = (int)L.Kp, p.M = p.N * p.OH * p.OW;
-  p.in_ps = d->in_pixel_stride ? d->in_pixel_stride : d->in_c;
+  p.in_ps = in_ps_of(d);
   p.out_ps = d->out_pixel_stride ? d->out_pixel_stride : d->out_c_offset + d->out_c;
   p.res_ps = d->residual_pixel_stride ? d->residual_pixel_stride : d->out_c;
   p.act = (int)d->epilogue.act, p.alpha = d->epilogue.alpha, p.beta = d->epilogue.beta;
@@ -447,21 +677,43 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
   const bool f16out = d->out_dtype == KILN_CUDA_F16;
   const size_t osz = f16out ? 2 : 4;
   char *yo = (char *)y + d->out_c_offset * osz;
+  p.pair = p.out_ps % 2 == 0 && ((uintptr_t)yo % (2 * osz)) == 0 &&
+           (!p.has_res || (p.res_ps % 2 == 0 && ((uintptr_t)residual % (2 * osz)) == 0));
   cudaStream_t s = (cudaStream_t)stream;
 
   switch (path_of(d)) {
   case PATH_MMA: {
-    dim3 grid((unsigned)((p.M + MBM - 1) / MBM), (unsigned)(L.OCp / MBN));
+    p.IC = (int)mma_ic(d);
     const __half *xh = (const __half *)x, *wh = (const __half *)packed;
-    bool vec = p.IC % 8 == 0 && p.in_ps % 8 == 0 && ((uintptr_t)x & 15) == 0;
-    if (vec && f16out)
-      conv_mma_kernel<true, __half><<<grid, 128, 0, s>>>(p, xh, wh, bias, (const __half *)residual, (__half *)yo);
-    else if (vec)
-      conv_mma_kernel<true, float><<<grid, 128, 0, s>>>(p, xh, wh, bias, (const float *)residual, (float *)yo);
-    else if (f16out)
-      conv_mma_kernel<false, __half><<<grid, 128, 0, s>>>(p, xh, wh, bias, (const __half *)residual, (__half *)yo);
-    else
-      conv_mma_kernel<false, float><<<grid, 128, 0, s>>>(p, xh, wh, bias, (const float *)residual, (float *)yo);
+    Choice c = choose(d);
+    if (c.tile >= 0 && ((uintptr_t)x & 15) != 0) c.tile = -1, c.split = 1; // unaligned base: gather
+    if (c.tile < 0) {
+      dim3 grid((unsigned)((p.M + GATHER_BM - 1) / GATHER_BM), (unsigned)((p.OC + GATHER_BN - 1) / GATHER_BN));
+      MmaFn fn = kGather[f16out ? 0 : 1];
+      int sm = smem_of(GATHER_BM, GATHER_BN, GATHER_ST);
+      KILN_CUDA_TRY(ensure_smem(fn, sm));
+      fn<<<grid, 128, sm, s>>>(p, xh, wh, bias, residual, yo, NULL);
+      break;
+    }
+    const TileCfg &t = kTiles[c.tile];
+    int S = c.split;
+    if (S > 1 && !workspace) S = 1; // defensive: no scratch given, run unsplit
+    dim3 grid((unsigned)((p.M + t.bm - 1) / t.bm), (unsigned)((p.OC + t.bn - 1) / t.bn), (unsigned)S);
+    int sm = smem_of(t.bm, t.bn, t.stages);
+    MmaFn fn = t.fn[S > 1 ? 2 : (f16out ? 0 : 1)];
+    KILN_CUDA_TRY(ensure_smem(fn, sm));
+    fn<<<grid, t.threads, sm, s>>>(p, xh, wh, bias, residual, yo, (float *)workspace);
+    if (S > 1) {
+      KILN_CUDA_LAUNCH_CHECK();
+      unsigned blocks = kiln_cuda_blocks((int64_t)p.M * p.OC, 256);
+      if (blocks > 65536u * 8) blocks = 65536u * 8;
+      if (f16out)
+        conv_splitk_reduce<__half><<<blocks, 256, 0, s>>>(p, S, (const float *)workspace, bias,
+                                                          (const __half *)residual, (__half *)yo);
+      else
+        conv_splitk_reduce<float><<<blocks, 256, 0, s>>>(p, S, (const float *)workspace, bias,
+                                                         (const float *)residual, (float *)yo);
+    }
     break;
   }
   case PATH_FMA: {

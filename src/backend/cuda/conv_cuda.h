@@ -11,10 +11,12 @@
  *   KILN_TRY(kiln_cuda_conv_run(&d, dev_blob, x, residual, y, ws, stream)); // async, no alloc, no sync
  *
  * Paths (kiln_cuda_conv_kernel_name says which):
- *   - "conv_igemm_mma.f16[.vec8]": group 1, fp16 activations and weights, fp32 accumulation on tensor
- *     cores (mma.sync m16n8k16). Implicit GEMM: M = batch*OH*OW output pixels, N = OC, K = KH*KW*IC in
- *     (kh, kw, ic) order, so with NHWC input and IC % 8 == 0 every aligned 8-wide K chunk is 16
- *     contiguous bytes of one input pixel (".vec8": 16-byte loads); otherwise a scalar gather.
+ *   - "conv_igemm_mma.f16.<BM>x<BN>x32.s<stages>[.sk<S>]": group 1, fp16 activations and weights, fp32
+ *     accumulation on tensor cores (mma.sync m16n8k16, ldmatrix, cp.async multi-stage pipeline).
+ *     Implicit GEMM: M = batch*OH*OW output pixels, N = OC, K = KH*KW*IC in (kh, kw, ic) order, so with
+ *     NHWC input and IC % 8 == 0 (or in_zero_padded) every aligned 8-wide K chunk is 16 contiguous bytes
+ *     of one input pixel. The tile and the split-K factor S are chosen per layer (heuristic or d->tactic).
+ *   - "conv_igemm_mma.f16.64x64x32.s3.gather": the same for IC % 8 != 0: a scalar gather of A.
  *   - "conv_igemm_fma.f32": group 1, fp32 everywhere, plain FMA (no TF32): the exact path of fp32 engines.
  *   - "conv_direct.{f16,f32}": any group (depthwise, grouped): one thread per output, fp32 accumulation.
  * Every path fuses the epilogue: + bias, residual add (before or after the activation, per kiln_epilogue),
@@ -49,9 +51,16 @@ typedef struct kiln_cuda_conv_desc {
   kiln_cuda_dtype out_dtype;
   int has_bias, has_residual;
   kiln_epilogue epilogue;
-  /* The input is dense with in_pixel_stride % 8 == 0 and channels in_c..in_pixel_stride-1 hold zeros
-   * (the engine's padded input conversion), so whole 8-channel chunks may be read. */
+  /* Input channel padding promise (fp16 tensor-core path; other paths ignore it). When set,
+   * in_pixel_stride % 8 == 0 and channels in_c .. round_up(in_c, 8) - 1 of every input pixel are ZERO
+   * (finite zeros, not garbage), so the kernel reads whole 8-channel (16-byte) chunks: the network input
+   * written as NHWC with pixel stride 8 and channels 3..7 zero gives the IC=3 stem the 16-byte-load path.
+   * The packed blob then has zero weights for the padding channels (it depends on this flag). */
   int in_zero_padded;
+  /* 0: the built-in heuristic picks the tile and split-K (the normal case). 1..kiln_cuda_conv_tactic_count(d):
+   * force that candidate (for tactic timing by the builder and for tests). The packed blob does not depend
+   * on it; workspace_size and kernel_name do. */
+  int tactic;
 } kiln_cuda_conv_desc;
 
 kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d);
@@ -65,8 +74,14 @@ size_t kiln_cuda_conv_packed_size(const kiln_cuda_conv_desc *d);
 kiln_status kiln_cuda_conv_pack(const kiln_cuda_conv_desc *d, const float *weights, const float *bias,
                                 void *packed);
 
-/* Device scratch run() needs; 0 for every current path (kept so the engine plans for it). */
+/* Device scratch run() needs (256-byte aligned pointer, this many bytes): fp32 partial sums when the chosen
+ * variant splits K (small grids, e.g. the 20x20 layers at batch 1), else 0. Depends on the shapes (batch
+ * included) and d->tactic. run() given a NULL workspace falls back to the unsplit variant. */
 size_t kiln_cuda_conv_workspace_size(const kiln_cuda_conv_desc *d);
+
+/* Number of forceable candidates (d->tactic = 1..count) for this descriptor; 0 when the path has a single
+ * kernel (fp32, grouped, the fp16 gather for IC % 8 != 0). */
+int kiln_cuda_conv_tactic_count(const kiln_cuda_conv_desc *d);
 
 /* y = epilogue(conv(x, packed)) on `stream`, asynchronously. packed: device copy of the blob, 256-byte
  * aligned. x/y/residual: device NHWC. y must not overlap x; it may alias residual exactly. Allocates
