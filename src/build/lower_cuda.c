@@ -502,9 +502,9 @@ static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   d.has_residual = f.residual >= 0;
   d.epilogue = f.epi;
   uint32_t dt = half ? KILN_DTYPE_FLOAT16 : KILN_DTYPE_FLOAT32;
-  /* The stem (few input channels, fp16, straight from the network input): a zero-padded 8-channel copy.
-   * TODO(conv): enable once conv_cuda takes in_zero_padded (the conv-speed work). */
-  bool pad8 = false;
+  /* The stem (few input channels, fp16, straight from the network input) reads a zero-padded 8-channel
+   * copy made by the input conversion, so it takes the 16-byte-load path (in_zero_padded). */
+  bool pad8 = half && d.group == 1 && d.in_c % 8 && !cl->nhwc[n->inputs[0]] && is_graph_input(g, n->inputs[0]);
   int32_t ins[2], out;
   KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, dt, pad8, &ins[0]));
   int n_in = 1;
