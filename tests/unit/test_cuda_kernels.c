@@ -343,6 +343,29 @@ static void test_layout(void **state) {
   for (size_t i = 0; i < (size_t)n * c * hw; i++) check_close("nhwc_to_nchw", i, back[i], round_h(x[i]), 0);
   free(x), free(yh), free(back);
   dev_free(&dx), dev_free(&dh), dev_free(&dback);
+
+  /* the stem's padded input: 3 channels stored as 8, channels 3..7 zero (16-byte store path), then back
+   * into every other row of a wider LINEAR tensor (row pitch, the head's spatial Concat) */
+  const int c3 = 3, ps = 8, pitch = hw + 6;
+  float *x3 = rand_vec((size_t)n * c3 * hw, 0);
+  dbuf dx3 = dev_up(x3, (size_t)n * c3 * hw, KILN_CUDA_F32), dp = dev_new((size_t)n * hw * ps, KILN_CUDA_F16);
+  ASSERT_OK(kiln_cuda_nchw_to_nhwc_padded(dx3.d, KILN_CUDA_F32, dp.d, KILN_CUDA_F16, n, c3, hw, ps, NULL));
+  dbuf dl = dev_new((size_t)n * c3 * pitch, KILN_CUDA_F32);
+  ASSERT_OK(kiln_cuda_nhwc_to_nchw_pitched(dp.d, KILN_CUDA_F16, ps, (float *)dl.d + 3, KILN_CUDA_F32, n, c3, hw, pitch, NULL));
+  float *yp = dev_down(&dp), *yl = dev_down(&dl);
+  for (int b = 0; b < n; b++)
+    for (int p = 0; p < hw; p++)
+      for (int ch = 0; ch < ps; ch++) {
+        float got = yp[((size_t)b * hw + p) * ps + ch];
+        float want = ch < c3 ? round_h(x3[((size_t)b * c3 + ch) * hw + p]) : 0.f;
+        check_close("nchw_to_nhwc_padded", (size_t)p, got, want, 0);
+        if (ch < c3) check_close("nhwc_to_nchw_pitched", (size_t)p, yl[((size_t)b * c3 + ch) * pitch + 3 + p], want, 0);
+      }
+  for (int row = 0; row < n * c3; row++) /* outside the slice stays poisoned */
+    for (int k = 0; k < pitch; k++)
+      if (k < 3 || k >= 3 + hw) assert_true(isnan(yl[(size_t)row * pitch + k]));
+  free(x3), free(yp), free(yl);
+  dev_free(&dx3), dev_free(&dp), dev_free(&dl);
 }
 
 /* ---- MaxPool / Resize ---------------------------------------------------------------------------- */
@@ -386,12 +409,13 @@ static void test_maxpool(void **state) {
   pool_case(KILN_CUDA_F16, 2, 13, 11, 9, 5, 1, 2, 16, 20); /* SPPF: 5x5 s1 p2 into a Concat slice */
   pool_case(KILN_CUDA_F32, 1, 7, 9, 10, 3, 2, 1, 7, 7);
   pool_case(KILN_CUDA_F32, 3, 4, 8, 8, 2, 2, 0, 0, 0);
+  /* 16-byte vector path: channels and pixel strides multiples of 8 (fp16) / 4 (fp32) */
+  pool_case(KILN_CUDA_F16, 2, 16, 11, 9, 5, 1, 2, 24, 48);
+  pool_case(KILN_CUDA_F32, 1, 8, 9, 10, 3, 2, 1, 12, 8);
 }
 
-static void test_resize(void **state) {
-  (void)state;
-  REQUIRE_GPU();
-  const int n = 2, c = 11, ih = 5, iw = 7, ips = 12, ops = 17, sh = 2, sw = 3;
+static void resize_case(int c, int ips, int ops) {
+  const int n = 2, ih = 5, iw = 7, sh = 2, sw = 3;
   size_t nx = (size_t)n * ih * iw * ips, ny = (size_t)n * ih * sh * iw * sw * ops;
   float *x = rand_vec(nx, 1);
   dbuf dx = dev_up(x, nx, KILN_CUDA_F16), dy = dev_new(ny, KILN_CUDA_F16);
@@ -407,6 +431,13 @@ static void test_resize(void **state) {
         }
   free(x), free(y);
   dev_free(&dx), dev_free(&dy);
+}
+
+static void test_resize(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  resize_case(11, 12, 17); /* element path */
+  resize_case(16, 24, 40); /* 16-byte vector path, into a Concat slice */
 }
 
 /* ---- Softmax ------------------------------------------------------------------------------------ */
@@ -457,6 +488,16 @@ static void test_transpose(void **state) {
     for (int c = 0; c < 5; c++)
       for (int d = 0; d < 7; d++)
         for (int b = 0; b < 3; b++, i++) check_close("transpose", i, y[i], x[((a * 3 + b) * 5 + c) * 7 + d], 0);
+  free(y);
+  /* a transpose keeping the innermost dim: whole rows move ([2,3,5,7] (1,0,2,3) = [3,2,35] rows of 35) */
+  const int32_t rows_perm[4] = {1, 0, 2, 3};
+  assert_int_equal(cudaMemset(dy.d, 0xFF, n * 4), cudaSuccess); /* poison again */
+  ASSERT_OK(kiln_cuda_transpose(4, 4, dims, rows_perm, dx.d, dy.d, NULL));
+  y = dev_down(&dy);
+  i = 0;
+  for (int b = 0; b < 3; b++)
+    for (int a = 0; a < 2; a++)
+      for (int k = 0; k < 35; k++, i++) check_close("transpose_rows", i, y[i], x[(a * 3 + b) * 35 + k], 0);
   free(y);
   /* rank 3, 2-byte elements: [84][1][33] -> [1][33][84] (YOLOv8's output transpose, small) */
   const int64_t d3[3] = {84, 1, 33};

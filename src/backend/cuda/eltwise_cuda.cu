@@ -1,6 +1,7 @@
 // Elementwise and data-movement kernels (see eltwise_cuda.h).
 #include "backend/cuda/eltwise_cuda.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/transpose_plan.h"
 
 #include <math.h>
 
@@ -44,6 +45,49 @@ __device__ __forceinline__ float binop(int op, float a, float b) {
   case KILN_CUDA_MAX: return fmaxf(a, b);
   case KILN_CUDA_MIN: return fminf(a, b);
   default: return powf(a, b);
+  }
+}
+
+// fp16 NHWC output in 16-byte chunks of 8 channels, one chunk per thread with pixels fastest, so both
+// the NCHW reads (one plane per channel) and the NHWC stores coalesce. Channels >= c are written as 0.
+template <typename InT>
+__global__ void nchw_to_nhwc_h8_kernel(const InT *x, __half *y, long long n, int c, int chunks, long long hw,
+                                       long long yps) {
+  GRID_STRIDE(i, n * hw * chunks) {
+    long long p = i % hw, t = i / hw;
+    int k = (int)(t % chunks);
+    long long b = t / chunks;
+    union {
+      uint4 u;
+      __half h[8];
+    } v;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      int ch = k * 8 + j;
+      v.h[j] = __float2half_rn(ch < c ? kiln_ld(x + (b * c + ch) * hw + p) : 0.f);
+    }
+    *(uint4 *)(y + (b * hw + p) * yps + k * 8) = v.u;
+  }
+}
+
+// NHWC -> NCHW through a 32x32 shared-memory tile (pixels x channels): reads coalesce along channels,
+// writes along pixels. blockIdx: x = pixel tile, y = channel tile, z = image.
+template <typename InT, typename OutT>
+__global__ void nhwc_to_nchw_tiled_kernel(const InT *x, long long xps, OutT *y, int c, long long hw,
+                                          long long ypitch) {
+  __shared__ float tile[32][33];
+  const long long b = blockIdx.z, p0 = (long long)blockIdx.x * 32;
+  const int c0 = blockIdx.y * 32;
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    long long p = p0 + j;
+    int ch = c0 + threadIdx.x;
+    if (p < hw && ch < c) tile[j][threadIdx.x] = kiln_ld(x + (b * hw + p) * xps + ch);
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    int ch = c0 + j;
+    long long p = p0 + threadIdx.x;
+    if (p < hw && ch < c) kiln_st(y + (b * c + ch) * ypitch + p, tile[threadIdx.x][j]);
   }
 }
 
@@ -97,6 +141,23 @@ struct Perm {
   long long out_dims[KILN_CUDA_MAX_RANK], in_strides[KILN_CUDA_MAX_RANK]; // in_strides permuted to out order
 };
 
+// Transposes that keep the innermost dim: rows of `len` contiguous elements move as a whole. blockIdx.y
+// walks the rows (the source row found once per block), threads copy along the row.
+template <typename T>
+__global__ void transpose_rows_kernel(const T *x, T *y, Perm pm, long long rows, long long len) {
+  for (long long row = blockIdx.y; row < rows; row += gridDim.y) {
+    long long r = row, off = 0;
+    for (int d = pm.rank - 2; d >= 0; d--) {
+      off += (r % pm.out_dims[d]) * pm.in_strides[d];
+      r /= pm.out_dims[d];
+    }
+    const T *src = x + off;
+    T *dst = y + row * len;
+    for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < len; j += (long long)gridDim.x * blockDim.x)
+      dst[j] = src[j];
+  }
+}
+
 template <typename T>
 __global__ void transpose_kernel(const T *x, T *y, Perm pm, long long n) {
   GRID_STRIDE(i, n) {
@@ -122,6 +183,15 @@ static kiln_status nchw_to_nhwc(const void *x, kiln_cuda_dtype xt, void *y, kiln
   long long total = (long long)n * cw * hw;
   if (!total) return NULL;
   cudaStream_t s = (cudaStream_t)stream;
+  if (yt == KILN_CUDA_F16 && cw % 8 == 0 && yps % 8 == 0 && (uintptr_t)y % 16 == 0) {
+    long long tc = total / 8;
+    if (xt == KILN_CUDA_F32)
+      nchw_to_nhwc_h8_kernel<<<blocks_for(tc), TPB, 0, s>>>((const float *)x, (__half *)y, n, ci, cw / 8, hw, yps);
+    else
+      nchw_to_nhwc_h8_kernel<<<blocks_for(tc), TPB, 0, s>>>((const __half *)x, (__half *)y, n, ci, cw / 8, hw, yps);
+    KILN_CUDA_LAUNCH_CHECK();
+    return NULL;
+  }
   unsigned g = blocks_for(total);
   if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
     nchw_to_nhwc_kernel<<<g, TPB, 0, s>>>((const float *)x, (float *)y, n, ci, cw, hw, yps);
@@ -177,8 +247,21 @@ extern "C" kiln_status kiln_cuda_nhwc_to_nchw_pitched(const void *x, kiln_cuda_d
   long long total = (long long)n * c * hw;
   if (!total) return NULL;
   cudaStream_t s = (cudaStream_t)stream;
-  unsigned g = blocks_for(total);
   int ci = (int)c;
+  if (n <= 65535 && (c + 31) / 32 <= 65535 && (hw + 31) / 32 <= 0x7fffffff) {
+    dim3 grid((unsigned)((hw + 31) / 32), (unsigned)((c + 31) / 32), (unsigned)n), block(32, 8);
+    if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const float *)x, xps, (float *)y, ci, hw, y_row_pitch);
+    else if (xt == KILN_CUDA_F32)
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const float *)x, xps, (__half *)y, ci, hw, y_row_pitch);
+    else if (yt == KILN_CUDA_F32)
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const __half *)x, xps, (float *)y, ci, hw, y_row_pitch);
+    else
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const __half *)x, xps, (__half *)y, ci, hw, y_row_pitch);
+    KILN_CUDA_LAUNCH_CHECK();
+    return NULL;
+  }
+  unsigned g = blocks_for(total);
   if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
     nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (float *)y, n, ci, hw, y_row_pitch);
   else if (xt == KILN_CUDA_F32)
@@ -245,21 +328,42 @@ extern "C" kiln_status kiln_cuda_transpose(size_t es, int rank, const int64_t *x
                                            const void *x, void *y, kiln_cuda_stream stream) {
   if (rank < 1 || rank > KILN_CUDA_MAX_RANK || (es != 1 && es != 2 && es != 4 && es != 8))
     return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda transpose: rank %d / element size %zu unsupported", rank, es);
-  long long in_strides[KILN_CUDA_MAX_RANK], st = 1, n = 1;
-  for (int d = rank - 1; d >= 0; d--) in_strides[d] = st, st *= x_dims[d];
-  Perm pm;
-  pm.rank = rank;
   unsigned seen = 0;
   for (int d = 0; d < rank; d++) {
     if (perm[d] < 0 || perm[d] >= rank || (seen >> perm[d] & 1))
       return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda transpose: perm is not a permutation");
     seen |= 1u << perm[d];
-    pm.out_dims[d] = x_dims[perm[d]];
-    pm.in_strides[d] = in_strides[perm[d]];
-    n *= pm.out_dims[d];
   }
+  long long n = 1;
+  for (int d = 0; d < rank; d++) n *= x_dims[d];
   if (!n) return NULL;
+  int64_t cd[8];
+  int32_t cperm[8];
+  int cpr = kiln_transpose_coalesce(rank, x_dims, perm, cd, cperm);
+  Perm pm;
+  pm.rank = cpr;
+  long long in_strides[8], st = 1;
+  for (int d = cpr - 1; d >= 0; d--) in_strides[d] = st, st *= cd[d];
+  for (int o = 0; o < cpr; o++) {
+    pm.out_dims[o] = cd[cperm[o]];
+    pm.in_strides[o] = in_strides[cperm[o]];
+  }
   cudaStream_t s = (cudaStream_t)stream;
+  if (cpr == 0 || (cpr >= 1 && pm.in_strides[cpr - 1] == 1)) { /* innermost dim kept: whole rows */
+    long long len = cpr ? pm.out_dims[cpr - 1] : 1, rows = n / len;
+    unsigned gx = (unsigned)((len + TPB - 1) / TPB);
+    if (gx > 64) gx = 64;
+    dim3 grid(gx, (unsigned)(rows < 65535 ? rows : 65535));
+    if (cpr == 0) pm.rank = 1, pm.out_dims[0] = 1, pm.in_strides[0] = 1;
+    switch (es) {
+    case 1: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const uint8_t *)x, (uint8_t *)y, pm, rows, len); break;
+    case 2: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const uint16_t *)x, (uint16_t *)y, pm, rows, len); break;
+    case 4: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const uint32_t *)x, (uint32_t *)y, pm, rows, len); break;
+    default: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const unsigned long long *)x, (unsigned long long *)y, pm, rows, len);
+    }
+    KILN_CUDA_LAUNCH_CHECK();
+    return NULL;
+  }
   unsigned g = blocks_for(n);
   switch (es) {
   case 1: transpose_kernel<<<g, TPB, 0, s>>>((const uint8_t *)x, (uint8_t *)y, pm, n); break;

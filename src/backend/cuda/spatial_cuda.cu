@@ -61,6 +61,73 @@ __global__ void resize_kernel(const T *x, T *y, int C, int IH, int IW, int SH, i
   }
 }
 
+// 16-byte vectors of channels: when the channel count, both pixel strides and both pointers allow it,
+// each thread handles V = 16 / sizeof(T) channels of one output pixel with one load per tap and one store
+// (the element-per-thread kernels above are the general fallback). YOLO's pools and upsamples are
+// memory-bound, so this is what decides their speed.
+template <typename T> struct Vec16 {
+  static constexpr int N = 16 / sizeof(T);
+  union {
+    uint4 u;
+    T e[N];
+  };
+};
+
+template <typename T>
+__global__ void maxpool_vec_kernel(PoolP p, const T *x, T *y) {
+  constexpr int V = Vec16<T>::N;
+  const int CV = p.C / V;
+  GRID_STRIDE(i, p.total / V) {
+    int cv = (int)(i % CV);
+    long long t = i / CV;
+    int ow = (int)(t % p.OW);
+    t /= p.OW;
+    int oh = (int)(t % p.OH);
+    long long n = t / p.OH;
+    float m[V];
+#pragma unroll
+    for (int k = 0; k < V; k++) m[k] = -INFINITY;
+    for (int kh = 0; kh < p.KH; kh++) {
+      int ih = oh * p.SH - p.PT + kh * p.DH;
+      if (ih < 0 || ih >= p.IH) continue;
+      for (int kw = 0; kw < p.KW; kw++) {
+        int iw = ow * p.SW - p.PL + kw * p.DW;
+        if (iw < 0 || iw >= p.IW) continue;
+        Vec16<T> v;
+        v.u = *(const uint4 *)(x + ((n * p.IH + ih) * p.IW + iw) * p.ips + (long long)cv * V);
+#pragma unroll
+        for (int k = 0; k < V; k++) m[k] = fmaxf(m[k], kiln_ld(&v.e[k]));
+      }
+    }
+    Vec16<T> o;
+#pragma unroll
+    for (int k = 0; k < V; k++) kiln_st(&o.e[k], m[k]);
+    *(uint4 *)(y + ((n * p.OH + oh) * p.OW + ow) * p.ops + (long long)cv * V) = o.u;
+  }
+}
+
+template <typename T>
+__global__ void resize_vec_kernel(const T *x, T *y, int C, int IH, int IW, int SH, int SW, long long ips,
+                                  long long ops, long long total_vec) {
+  constexpr int V = 16 / sizeof(T);
+  const int CV = C / V, OW = IW * SW, OH = IH * SH;
+  GRID_STRIDE(i, total_vec) {
+    int cv = (int)(i % CV);
+    long long t = i / CV;
+    int ow = (int)(t % OW);
+    t /= OW;
+    int oh = (int)(t % OH);
+    long long n = t / OH;
+    *(uint4 *)(y + ((n * OH + oh) * OW + ow) * ops + (long long)cv * V) =
+        *(const uint4 *)(x + ((n * IH + oh / SH) * IW + ow / SW) * ips + (long long)cv * V);
+  }
+}
+
+bool vec16_ok(const void *x, const void *y, size_t es, long long c, long long ips, long long ops) {
+  long long v = 16 / (long long)es;
+  return ((uintptr_t)x % 16 == 0) && ((uintptr_t)y % 16 == 0) && c % v == 0 && ips % v == 0 && ops % v == 0;
+}
+
 // inner == 1: one warp per row; max and sum reduced with shuffles (each lane strides the row).
 template <typename T>
 __global__ void softmax_row_kernel(const T *x, T *y, long long rows, int len) {
@@ -117,7 +184,14 @@ extern "C" kiln_status kiln_cuda_maxpool2d_nhwc(const kiln_cuda_pool_desc *d, co
   p.total = (long long)d->batch * d->out_h * d->out_w * d->channels;
   if (!p.total) return NULL;
   cudaStream_t s = (cudaStream_t)stream;
-  if (d->dtype == KILN_CUDA_F32)
+  size_t es = d->dtype == KILN_CUDA_F32 ? 4 : 2;
+  if (vec16_ok(x, y, es, p.C, p.ips, p.ops)) {
+    unsigned g = blocks_for(p.total / (16 / (long long)es));
+    if (d->dtype == KILN_CUDA_F32)
+      maxpool_vec_kernel<<<g, TPB, 0, s>>>(p, (const float *)x, (float *)y);
+    else
+      maxpool_vec_kernel<<<g, TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
+  } else if (d->dtype == KILN_CUDA_F32)
     maxpool_kernel<<<blocks_for(p.total), TPB, 0, s>>>(p, (const float *)x, (float *)y);
   else
     maxpool_kernel<<<blocks_for(p.total), TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
@@ -137,7 +211,16 @@ extern "C" kiln_status kiln_cuda_resize_nearest_nhwc(kiln_cuda_dtype dt, int64_t
   if (!ips) ips = channels;
   if (!ops) ops = channels;
   cudaStream_t s = (cudaStream_t)stream;
-  if (dt == KILN_CUDA_F32)
+  size_t es = dt == KILN_CUDA_F32 ? 4 : 2;
+  if (vec16_ok(x, y, es, channels, ips, ops)) {
+    long long tv = total / (16 / (long long)es);
+    if (dt == KILN_CUDA_F32)
+      resize_vec_kernel<<<blocks_for(tv), TPB, 0, s>>>((const float *)x, (float *)y, (int)channels, (int)in_h, (int)in_w,
+                                                       (int)scale_h, (int)scale_w, ips, ops, tv);
+    else
+      resize_vec_kernel<<<blocks_for(tv), TPB, 0, s>>>((const uint16_t *)x, (uint16_t *)y, (int)channels, (int)in_h,
+                                                       (int)in_w, (int)scale_h, (int)scale_w, ips, ops, tv);
+  } else if (dt == KILN_CUDA_F32)
     resize_kernel<<<blocks_for(total), TPB, 0, s>>>((const float *)x, (float *)y, (int)channels, (int)in_h,
                                                     (int)in_w, (int)scale_h, (int)scale_w, ips, ops, total);
   else
