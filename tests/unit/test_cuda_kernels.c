@@ -499,6 +499,17 @@ static void test_transpose(void **state) {
     for (int a = 0; a < 2; a++)
       for (int k = 0; k < 35; k++, i++) check_close("transpose_rows", i, y[i], x[(a * 3 + b) * 35 + k], 0);
   free(y);
+  /* rows of 16-byte units: [2,3,4,8] (1,0,2,3) -> [3,2,32], rows of 32 floats */
+  const int64_t dims16[4] = {2, 3, 4, 8};
+  dbuf dx16 = dev_up(x, 2 * 3 * 4 * 8, KILN_CUDA_F32), dy16 = dev_new(2 * 3 * 4 * 8, KILN_CUDA_F32);
+  ASSERT_OK(kiln_cuda_transpose(4, 4, dims16, rows_perm, dx16.d, dy16.d, NULL));
+  float *y16 = dev_down(&dy16);
+  i = 0;
+  for (int b = 0; b < 3; b++)
+    for (int a = 0; a < 2; a++)
+      for (int k = 0; k < 32; k++, i++) check_close("transpose_rows16", i, y16[i], x[(a * 3 + b) * 32 + k], 0);
+  free(y16);
+  dev_free(&dx16), dev_free(&dy16);
   /* rank 3, 2-byte elements: [84][1][33] -> [1][33][84] (YOLOv8's output transpose, small) */
   const int64_t d3[3] = {84, 1, 33};
   const int32_t p3[3] = {1, 2, 0};

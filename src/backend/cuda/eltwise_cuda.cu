@@ -141,18 +141,20 @@ struct Perm {
   long long out_dims[KILN_CUDA_MAX_RANK], in_strides[KILN_CUDA_MAX_RANK]; // in_strides permuted to out order
 };
 
-// Transposes that keep the innermost dim: rows of `len` contiguous elements move as a whole. blockIdx.y
-// walks the rows (the source row found once per block), threads copy along the row.
-template <typename T>
-__global__ void transpose_rows_kernel(const T *x, T *y, Perm pm, long long rows, long long len) {
+// Transposes that keep the innermost dim: rows of `len` contiguous units move as a whole. One block per
+// row (blockIdx.y, looping past 65535), its source found once; threads stride along the row in units U
+// (16 bytes where the row sizes, offsets and pointers allow). Many tiny blocks would cost more in block
+// scheduling than the copy itself (YOLOv8's DFL transpose: 64 rows of 8400 floats per image).
+template <typename U>
+__global__ void transpose_rows_kernel(const U *x, U *y, Perm pm, long long rows, long long len) {
   for (long long row = blockIdx.y; row < rows; row += gridDim.y) {
     long long r = row, off = 0;
     for (int d = pm.rank - 2; d >= 0; d--) {
       off += (r % pm.out_dims[d]) * pm.in_strides[d];
       r /= pm.out_dims[d];
     }
-    const T *src = x + off;
-    T *dst = y + row * len;
+    const U *src = x + off;
+    U *dst = y + row * len;
     for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < len; j += (long long)gridDim.x * blockDim.x)
       dst[j] = src[j];
   }
@@ -349,17 +351,29 @@ extern "C" kiln_status kiln_cuda_transpose(size_t es, int rank, const int64_t *x
     pm.in_strides[o] = in_strides[cperm[o]];
   }
   cudaStream_t s = (cudaStream_t)stream;
-  if (cpr == 0 || (cpr >= 1 && pm.in_strides[cpr - 1] == 1)) { /* innermost dim kept: whole rows */
-    long long len = cpr ? pm.out_dims[cpr - 1] : 1, rows = n / len;
-    unsigned gx = (unsigned)((len + TPB - 1) / TPB);
-    if (gx > 64) gx = 64;
-    dim3 grid(gx, (unsigned)(rows < 65535 ? rows : 65535));
+  if (cpr <= 1 || pm.in_strides[cpr - 1] == 1) { /* innermost dim kept: whole rows */
     if (cpr == 0) pm.rank = 1, pm.out_dims[0] = 1, pm.in_strides[0] = 1;
-    switch (es) {
-    case 1: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const uint8_t *)x, (uint8_t *)y, pm, rows, len); break;
-    case 2: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const uint16_t *)x, (uint16_t *)y, pm, rows, len); break;
-    case 4: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const uint32_t *)x, (uint32_t *)y, pm, rows, len); break;
-    default: transpose_rows_kernel<<<grid, TPB, 0, s>>>((const unsigned long long *)x, (unsigned long long *)y, pm, rows, len);
+    long long len = pm.out_dims[pm.rank - 1], rows = n / len;
+    /* the widest unit that divides the row and every row's start (in bytes) */
+    size_t unit = 16;
+    while (unit > es) {
+      bool ok = (len * (long long)es) % (long long)unit == 0 && (uintptr_t)x % unit == 0 && (uintptr_t)y % unit == 0;
+      for (int d = 0; ok && d < pm.rank - 1; d++) ok = (pm.in_strides[d] * (long long)es) % (long long)unit == 0;
+      if (ok) break;
+      unit /= 2;
+    }
+    long long k = (long long)(unit / es); /* elements per unit */
+    Perm pu = pm;
+    for (int d = 0; d < pu.rank - 1; d++) pu.in_strides[d] /= k;
+    long long ulen = len / k;
+    unsigned threads = ulen >= 256 ? 256 : (unsigned)((ulen + 31) / 32 * 32);
+    dim3 grid(1, (unsigned)(rows < 65535 ? rows : 65535));
+    switch (unit) {
+    case 16: transpose_rows_kernel<<<grid, threads, 0, s>>>((const uint4 *)x, (uint4 *)y, pu, rows, ulen); break;
+    case 8: transpose_rows_kernel<<<grid, threads, 0, s>>>((const uint2 *)x, (uint2 *)y, pu, rows, ulen); break;
+    case 4: transpose_rows_kernel<<<grid, threads, 0, s>>>((const uint32_t *)x, (uint32_t *)y, pu, rows, ulen); break;
+    case 2: transpose_rows_kernel<<<grid, threads, 0, s>>>((const uint16_t *)x, (uint16_t *)y, pu, rows, ulen); break;
+    default: transpose_rows_kernel<<<grid, threads, 0, s>>>((const uint8_t *)x, (uint8_t *)y, pu, rows, ulen);
     }
     KILN_CUDA_LAUNCH_CHECK();
     return NULL;
@@ -375,10 +389,38 @@ extern "C" kiln_status kiln_cuda_transpose(size_t es, int rank, const int64_t *x
   return NULL;
 }
 
-extern "C" kiln_status kiln_cuda_copy_2d(void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
-                                         size_t row_bytes, size_t rows, kiln_cuda_stream stream) {
+// rows x len units, each row `spitch`/`dpitch` units from the last. A kernel rather than
+// cudaMemcpy2DAsync: inside a CUDA graph a memcpy node costs several microseconds of fixed latency, which
+// dominated the small copies of a detection head at batch 1.
+template <typename U>
+__global__ void copy_2d_kernel(U *dst, long long dpitch, const U *src, long long spitch, long long len, long long rows) {
+  for (long long row = blockIdx.y; row < rows; row += gridDim.y)
+    for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < len; j += (long long)gridDim.x * blockDim.x)
+      dst[row * dpitch + j] = src[row * spitch + j];
+}
+
+extern "C" kiln_status kiln_cuda_copy_2d(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t row_bytes,
+                                         size_t rows, kiln_cuda_stream stream) {
   if (!rows || !row_bytes) return NULL;
-  KILN_CUDA_TRY(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, cudaMemcpyDeviceToDevice,
-                                  (cudaStream_t)stream));
+  if (rows > 1 && (dst_pitch < row_bytes || src_pitch < row_bytes))
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda copy_2d: pitch smaller than the row");
+  size_t unit = 16;
+  while (unit > 1 && (row_bytes % unit || dst_pitch % unit || src_pitch % unit || (uintptr_t)dst % unit ||
+                      (uintptr_t)src % unit))
+    unit /= 2;
+  long long len = (long long)(row_bytes / unit), dp = (long long)(dst_pitch / unit), sp = (long long)(src_pitch / unit);
+  long long per_row_blocks = (len + 256 * 4 - 1) / (256 * 4); /* ~4 units per thread */
+  if (per_row_blocks > 4096) per_row_blocks = 4096;
+  if (per_row_blocks < 1) per_row_blocks = 1;
+  dim3 grid((unsigned)per_row_blocks, (unsigned)(rows < 65535 ? rows : 65535));
+  cudaStream_t s = (cudaStream_t)stream;
+  switch (unit) {
+  case 16: copy_2d_kernel<<<grid, 256, 0, s>>>((uint4 *)dst, dp, (const uint4 *)src, sp, len, (long long)rows); break;
+  case 8: copy_2d_kernel<<<grid, 256, 0, s>>>((uint2 *)dst, dp, (const uint2 *)src, sp, len, (long long)rows); break;
+  case 4: copy_2d_kernel<<<grid, 256, 0, s>>>((uint32_t *)dst, dp, (const uint32_t *)src, sp, len, (long long)rows); break;
+  case 2: copy_2d_kernel<<<grid, 256, 0, s>>>((uint16_t *)dst, dp, (const uint16_t *)src, sp, len, (long long)rows); break;
+  default: copy_2d_kernel<<<grid, 256, 0, s>>>((uint8_t *)dst, dp, (const uint8_t *)src, sp, len, (long long)rows);
+  }
+  KILN_CUDA_LAUNCH_CHECK();
   return NULL;
 }

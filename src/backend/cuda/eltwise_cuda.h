@@ -61,7 +61,7 @@ kiln_status kiln_cuda_eltwise_nhwc(int op, kiln_epilogue act, kiln_cuda_dtype dt
 kiln_status kiln_cuda_transpose(size_t elem_size, int rank, const int64_t *x_dims, const int32_t *perm,
                                 const void *x, void *y, kiln_cuda_stream stream);
 
-/* rows x row_bytes block copy between pitched buffers (cudaMemcpy2DAsync, device to device). Concat of
+/* rows x row_bytes block copy between pitched device buffers (a kernel: 16-byte units where aligned). Concat of
  * NHWC along channels: rows = pixels, row_bytes = this input's channels * elem size, dst = buffer +
  * channel offset, dst_pitch = total channels * elem size. Concat of NCHW along axis a: rows = outer
  * (product of dims before a), row_bytes = dims[a..] * elem size. */
