@@ -460,6 +460,58 @@ static kiln_status lower_spatial_concat(cuda_lower *cl, const kiln_node *n) {
   return kiln_cuda_lower_add_layer(cl, n->name, "cuda.convert_concat", "Concat", ins, n->n_inputs, &out, 1, &pp, sizeof pp, 0, 0);
 }
 
+/* ---- in-place LINEAR Concats ------------------------------------------------------------------------
+ * A Concat whose dims before the axis are all 1 (the box decode's Concats at batch 1) is contiguous
+ * slices of its output: producers that write a dense LINEAR output of their own write there instead,
+ * and the copy disappears (the output may be the binding itself). */
+static bool dense_linear_producer(cuda_lower *cl, int32_t v) {
+  const kiln_value *val = &cl->g->values[v];
+  if (val->producer < 0 || cl->nhwc[v] || cl->spatial_concat[val->producer]) return false;
+  const kiln_node *p = &cl->g->nodes[val->producer];
+  switch (p->op) { /* these may lower to views of their input */
+  case KILN_OP_Reshape: case KILN_OP_Flatten: case KILN_OP_Squeeze: case KILN_OP_Unsqueeze: case KILN_OP_Identity:
+  case KILN_OP_Split: case KILN_OP_Slice: return false;
+  default: return cl->kind[val->producer] == K_OTHER;
+  }
+}
+
+static kiln_status place_linear_concats(cuda_lower *cl) {
+  kiln_graph *g = cl->g;
+  kiln_lower_ctx *lc = cl->lc;
+  for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
+    const kiln_node *n = &g->nodes[i];
+    if (n->op != KILN_OP_Concat || cl->kind[i] != K_OTHER || cl->spatial_concat[i] || n->n_outputs != 1 ||
+        n->outputs[0] < 0 || lc->consumed[i])
+      continue;
+    int32_t out = n->outputs[0];
+    const kiln_value *y = &g->values[out];
+    int64_t axis = 0;
+    KILN_TRY(kiln_node_get_int(n, "axis", 0, &axis));
+    if (axis < 0) axis += y->shape.rank;
+    if (axis < 0 || axis >= y->shape.rank || y->dtype != KILN_DTYPE_FLOAT32) continue;
+    int64_t outer = 1;
+    for (int32_t d = 0; d < axis; d++) outer *= y->shape.dims[d];
+    if (outer != 1) continue;
+    bool ok = true;
+    for (int32_t k = 0; ok && k < n->n_inputs; k++) {
+      int32_t v = n->inputs[k];
+      ok = v >= 0 && !g->values[v].data && g->values[v].dtype == KILN_DTYPE_FLOAT32 && dense_linear_producer(cl, v) &&
+           lc->tensor_of[v] < 0 && !kiln_lower_is_graph_output(g, v);
+      for (int32_t j = 0; ok && j < k; j++) ok = n->inputs[j] != v;
+    }
+    if (!ok) continue;
+    int32_t base;
+    KILN_TRY(kiln_lower_output(lc, out, &base)); /* the binding, an outer Concat's slice, or a new tensor */
+    uint64_t off = 0;
+    for (int32_t k = 0; k < n->n_inputs; k++) {
+      KILN_TRY(kiln_lower_view(lc, n->inputs[k], base, off));
+      off += kiln_ew_tensor(lc->w, lc->tensor_of[n->inputs[k]])->nbytes;
+    }
+    lc->consumed[i] = 1;
+  }
+  return NULL;
+}
+
 /* ---- NHWC layers ----------------------------------------------------------------------------------- */
 static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   kiln_graph *g = cl->g;
@@ -845,6 +897,7 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
     assign_layouts(&cl);
     plan_spatial_concats(&cl);
     st = place_concats(&cl);
+    if (!st) st = place_linear_concats(&cl);
   }
   for (int32_t i = 0; !st && i < g->n_nodes; i++) {
     const kiln_node *n = &g->nodes[i];

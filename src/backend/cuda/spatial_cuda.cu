@@ -73,7 +73,9 @@ template <typename T> struct Vec16 {
   };
 };
 
-template <typename T>
+// KS > 0: a KS x KS window known at compile time (SPPF's 5x5), so the taps unroll and their loads are
+// all in flight at once; at batch 1 a pool has too few threads to hide load latency otherwise.
+template <typename T, int KS>
 __global__ void maxpool_vec_kernel(PoolP p, const T *x, T *y) {
   constexpr int V = Vec16<T>::N;
   const int CV = p.C / V;
@@ -87,10 +89,13 @@ __global__ void maxpool_vec_kernel(PoolP p, const T *x, T *y) {
     float m[V];
 #pragma unroll
     for (int k = 0; k < V; k++) m[k] = -INFINITY;
-    for (int kh = 0; kh < p.KH; kh++) {
+    const int KH = KS ? KS : p.KH, KW = KS ? KS : p.KW;
+#pragma unroll
+    for (int kh = 0; kh < KH; kh++) {
       int ih = oh * p.SH - p.PT + kh * p.DH;
       if (ih < 0 || ih >= p.IH) continue;
-      for (int kw = 0; kw < p.KW; kw++) {
+#pragma unroll
+      for (int kw = 0; kw < KW; kw++) {
         int iw = ow * p.SW - p.PL + kw * p.DW;
         if (iw < 0 || iw >= p.IW) continue;
         Vec16<T> v;
@@ -187,10 +192,14 @@ extern "C" kiln_status kiln_cuda_maxpool2d_nhwc(const kiln_cuda_pool_desc *d, co
   size_t es = d->dtype == KILN_CUDA_F32 ? 4 : 2;
   if (vec16_ok(x, y, es, p.C, p.ips, p.ops)) {
     unsigned g = blocks_for(p.total / (16 / (long long)es));
-    if (d->dtype == KILN_CUDA_F32)
-      maxpool_vec_kernel<<<g, TPB, 0, s>>>(p, (const float *)x, (float *)y);
-    else
-      maxpool_vec_kernel<<<g, TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
+    bool k5 = p.KH == 5 && p.KW == 5;
+    if (d->dtype == KILN_CUDA_F32) {
+      if (k5) maxpool_vec_kernel<float, 5><<<g, TPB, 0, s>>>(p, (const float *)x, (float *)y);
+      else maxpool_vec_kernel<float, 0><<<g, TPB, 0, s>>>(p, (const float *)x, (float *)y);
+    } else {
+      if (k5) maxpool_vec_kernel<__half, 5><<<g, TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
+      else maxpool_vec_kernel<__half, 0><<<g, TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
+    }
   } else if (d->dtype == KILN_CUDA_F32)
     maxpool_kernel<<<blocks_for(p.total), TPB, 0, s>>>(p, (const float *)x, (float *)y);
   else
