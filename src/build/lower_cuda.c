@@ -22,6 +22,15 @@
  */
 #include "build/lower_cuda.h"
 
+#ifndef KILN_HAVE_CUDA
+/* Without nvcc there are no CUDA kernels to pack weights for or to run. */
+kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
+  (void)lc, (void)target;
+  return kiln_error(KILN_ERR_UNSUPPORTED, "this kiln was built without CUDA (no nvcc at build time): it cannot build GPU engines");
+}
+#else
+
+
 #include "build/fusion.h"
 
 #include "backend/cuda/cuda_device.h"
@@ -937,3 +946,4 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   free(cl.spatial_concat);
   return st;
 }
+#endif /* KILN_HAVE_CUDA */

@@ -15,6 +15,8 @@
  */
 #include "build/lower_cuda.h"
 
+#ifdef KILN_HAVE_CUDA /* the CUDA lowering exists only with nvcc (lower_cuda.c) */
+
 #include "backend/cuda/cuda_layers_ops.h"
 #include "core/dtype.h"
 #include "ir/infer_util.h"
@@ -574,3 +576,4 @@ kiln_status kiln_lower_cuda_ops(cuda_lower *cl, int32_t i, bool *done) {
   default: return lower_unary(cl, n, done);
   }
 }
+#endif /* KILN_HAVE_CUDA */
