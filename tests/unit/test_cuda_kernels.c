@@ -412,6 +412,9 @@ static void test_maxpool(void **state) {
   /* 16-byte vector path: channels and pixel strides multiples of 8 (fp16) / 4 (fp32) */
   pool_case(KILN_CUDA_F16, 2, 16, 11, 9, 5, 1, 2, 24, 48);
   pool_case(KILN_CUDA_F32, 1, 8, 9, 10, 3, 2, 1, 12, 8);
+  /* enough 16-byte vectors for the wide units (small pools take 4-byte units, above) */
+  pool_case(KILN_CUDA_F16, 4, 64, 40, 40, 5, 1, 2, 64, 128);
+  pool_case(KILN_CUDA_F32, 4, 32, 36, 36, 3, 1, 1, 32, 32);
 }
 
 static void resize_case(int c, int ips, int ops) {

@@ -65,19 +65,24 @@ __global__ void resize_kernel(const T *x, T *y, int C, int IH, int IW, int SH, i
 // each thread handles V = 16 / sizeof(T) channels of one output pixel with one load per tap and one store
 // (the element-per-thread kernels above are the general fallback). YOLO's pools and upsamples are
 // memory-bound, so this is what decides their speed.
-template <typename T> struct Vec16 {
-  static constexpr int N = 16 / sizeof(T);
+template <int BYTES> struct Unit;
+template <> struct Unit<16> { typedef uint4 type; };
+template <> struct Unit<8> { typedef uint2 type; };
+template <> struct Unit<4> { typedef uint32_t type; };
+
+template <typename T, int V> struct VecN {
+  typedef typename Unit<V * sizeof(T)>::type U;
   union {
-    uint4 u;
-    T e[N];
+    U u;
+    T e[V];
   };
 };
 
-// KS > 0: a KS x KS window known at compile time (SPPF's 5x5), so the taps unroll and their loads are
-// all in flight at once; at batch 1 a pool has too few threads to hide load latency otherwise.
-template <typename T, int KS>
+// V channels per thread (16 bytes, or 4 when there are too few 16-byte vectors to fill the GPU: at
+// batch 1 SPPF's pools have 6,400 of them, too few threads to hide the taps' load latency).
+template <typename T, int KS, int V>
 __global__ void maxpool_vec_kernel(PoolP p, const T *x, T *y) {
-  constexpr int V = Vec16<T>::N;
+  typedef VecN<T, V> Vec;
   const int CV = p.C / V;
   GRID_STRIDE(i, p.total / V) {
     int cv = (int)(i % CV);
@@ -98,17 +103,24 @@ __global__ void maxpool_vec_kernel(PoolP p, const T *x, T *y) {
       for (int kw = 0; kw < KW; kw++) {
         int iw = ow * p.SW - p.PL + kw * p.DW;
         if (iw < 0 || iw >= p.IW) continue;
-        Vec16<T> v;
-        v.u = *(const uint4 *)(x + ((n * p.IH + ih) * p.IW + iw) * p.ips + (long long)cv * V);
+        Vec v;
+        v.u = *(const typename Vec::U *)(x + ((n * p.IH + ih) * p.IW + iw) * p.ips + (long long)cv * V);
 #pragma unroll
         for (int k = 0; k < V; k++) m[k] = fmaxf(m[k], kiln_ld(&v.e[k]));
       }
     }
-    Vec16<T> o;
+    Vec o;
 #pragma unroll
     for (int k = 0; k < V; k++) kiln_st(&o.e[k], m[k]);
-    *(uint4 *)(y + ((n * p.OH + oh) * p.OW + ow) * p.ops + (long long)cv * V) = o.u;
+    *(typename Vec::U *)(y + ((n * p.OH + oh) * p.OW + ow) * p.ops + (long long)cv * V) = o.u;
   }
+}
+
+template <typename T, int V>
+static void launch_maxpool_vec(const PoolP &p, const T *x, T *y, cudaStream_t s) {
+  unsigned g = blocks_for(p.total / V);
+  if (p.KH == 5 && p.KW == 5) maxpool_vec_kernel<T, 5, V><<<g, TPB, 0, s>>>(p, x, y);
+  else maxpool_vec_kernel<T, 0, V><<<g, TPB, 0, s>>>(p, x, y);
 }
 
 template <typename T>
@@ -191,14 +203,13 @@ extern "C" kiln_status kiln_cuda_maxpool2d_nhwc(const kiln_cuda_pool_desc *d, co
   cudaStream_t s = (cudaStream_t)stream;
   size_t es = d->dtype == KILN_CUDA_F32 ? 4 : 2;
   if (vec16_ok(x, y, es, p.C, p.ips, p.ops)) {
-    unsigned g = blocks_for(p.total / (16 / (long long)es));
-    bool k5 = p.KH == 5 && p.KW == 5;
+    bool narrow = p.total / (16 / (long long)es) < 32768; /* too few 16-byte vectors: 4-byte units */
     if (d->dtype == KILN_CUDA_F32) {
-      if (k5) maxpool_vec_kernel<float, 5><<<g, TPB, 0, s>>>(p, (const float *)x, (float *)y);
-      else maxpool_vec_kernel<float, 0><<<g, TPB, 0, s>>>(p, (const float *)x, (float *)y);
+      if (narrow) launch_maxpool_vec<float, 1>(p, (const float *)x, (float *)y, s);
+      else launch_maxpool_vec<float, 4>(p, (const float *)x, (float *)y, s);
     } else {
-      if (k5) maxpool_vec_kernel<__half, 5><<<g, TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
-      else maxpool_vec_kernel<__half, 0><<<g, TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
+      if (narrow) launch_maxpool_vec<__half, 2>(p, (const __half *)x, (__half *)y, s);
+      else launch_maxpool_vec<__half, 8>(p, (const __half *)x, (__half *)y, s);
     }
   } else if (d->dtype == KILN_CUDA_F32)
     maxpool_kernel<<<blocks_for(p.total), TPB, 0, s>>>(p, (const float *)x, (float *)y);
