@@ -450,10 +450,18 @@ static void plan_spatial_concats(cuda_lower *cl) {
     if (!ok) continue;
     cl->spatial_concat[i] = 1;
     for (int32_t k = 0; k < n->n_inputs; k++) cl->lc->consumed[g->values[n->inputs[k]].producer] = 1;
+    /* an activation that alone reads the Concat runs in the same pass */
+    int32_t c = kiln_sole_consumer(g, n->outputs[0]);
+    kiln_epilogue ep;
+    if (c >= 0 && g->nodes[c].n_inputs == 1 && unary_act(g, &g->nodes[c], &ep) && cl->kind[c] == K_OTHER) {
+      cl->concat_act[i] = c;
+      cl->lc->consumed[c] = 1;
+    }
   }
 }
 
-static kiln_status lower_spatial_concat(cuda_lower *cl, const kiln_node *n) {
+static kiln_status lower_spatial_concat(cuda_lower *cl, int32_t i) {
+  const kiln_node *n = &cl->g->nodes[i];
   const kiln_value *y = kiln_node_output(cl->g, n, 0);
   int32_t ins[KILN_CUDA_MAX_PARTS], out;
   for (int32_t k = 0; k < n->n_inputs; k++) {
@@ -461,11 +469,16 @@ static kiln_status lower_spatial_concat(cuda_lower *cl, const kiln_node *n) {
     flattened_nhwc(cl, n->inputs[k], y, &u);
     KILN_TRY(kiln_cuda_lower_tensor_as(cl, u, KILN_LAYOUT_NHWC, nhwc_dtype(cl, u), false, &ins[k]));
   }
-  KILN_TRY(kiln_cuda_lower_linear_output(cl, n->outputs[0], &out));
-  kiln_cuda_parts_params pp;
+  kiln_cuda_convert_concat_params pp;
   memset(&pp, 0, sizeof pp);
-  pp.axis = 2;
   pp.n = n->n_inputs;
+  int32_t yv = n->outputs[0];
+  if (cl->concat_act[i] >= 0) {
+    const kiln_node *a = &cl->g->nodes[cl->concat_act[i]];
+    unary_act(cl->g, a, &pp.act);
+    yv = a->outputs[0];
+  }
+  KILN_TRY(kiln_cuda_lower_linear_output(cl, yv, &out));
   return kiln_cuda_lower_add_layer(cl, n->name, "cuda.convert_concat", "Concat", ins, n->n_inputs, &out, 1, &pp, sizeof pp, 0, 0);
 }
 
@@ -815,7 +828,7 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     if (pointwise_conv(n)) return lower_pointwise_gemm(cl, i);
     break;
   case KILN_OP_Concat:
-    if (cl->spatial_concat[i]) return lower_spatial_concat(cl, n);
+    if (cl->spatial_concat[i]) return lower_spatial_concat(cl, i);
     return lower_concat(cl, n, KILN_LAYOUT_LINEAR);
   case KILN_OP_Transpose: {
     const kiln_value *x = kiln_node_input(g, n, 0);
@@ -891,7 +904,7 @@ static kiln_status cuda_target(const kiln_build_config *cfg, kiln_target_rec *t)
 kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   KILN_TRY(cuda_target(lc->cfg, target));
   kiln_graph *g = lc->g;
-  cuda_lower cl = {lc, g, lc->cfg->precision == KILN_PRECISION_FP16, NULL, NULL, NULL, NULL, NULL, NULL};
+  cuda_lower cl = {lc, g, lc->cfg->precision == KILN_PRECISION_FP16, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   size_t nv = (size_t)g->n_values + 1;
   cl.kind = calloc((size_t)g->n_nodes + 1, 1);
   cl.nhwc = calloc(nv, 1);
@@ -899,8 +912,10 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   cl.alt = malloc(nv * sizeof(int32_t));
   cl.io_of = malloc(nv * sizeof(int32_t));
   cl.spatial_concat = calloc((size_t)g->n_nodes + 1, 1);
+  cl.concat_act = malloc(sizeof(int32_t) * ((size_t)g->n_nodes + 1));
+  for (int32_t i = 0; cl.concat_act && i <= g->n_nodes; i++) cl.concat_act[i] = -1;
   kiln_status st = NULL;
-  if (!cl.kind || !cl.nhwc || !cl.half || !cl.alt || !cl.io_of || !cl.spatial_concat) st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  if (!cl.kind || !cl.nhwc || !cl.half || !cl.alt || !cl.io_of || !cl.spatial_concat || !cl.concat_act) st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
   for (size_t v = 0; !st && v < nv; v++) cl.alt[v] = cl.io_of[v] = -1;
   if (!st) {
     assign_layouts(&cl);
@@ -944,6 +959,7 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   free(cl.alt);
   free(cl.io_of);
   free(cl.spatial_concat);
+  free(cl.concat_act);
   return st;
 }
 #endif /* KILN_HAVE_CUDA */

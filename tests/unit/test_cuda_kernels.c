@@ -364,6 +364,17 @@ static void test_layout(void **state) {
   for (int row = 0; row < n * c3; row++) /* outside the slice stays poisoned */
     for (int k = 0; k < pitch; k++)
       if (k < 3 || k >= 3 + hw) assert_true(isnan(yl[(size_t)row * pitch + k]));
+  /* with an activation on the way (the class scores' Sigmoid) */
+  kiln_epilogue sig = {KILN_ACT_SIGMOID, 0, 0, 0};
+  ASSERT_OK(kiln_cuda_nhwc_to_nchw_act(dp.d, KILN_CUDA_F16, ps, (float *)dl.d + 3, KILN_CUDA_F32, n, c3, hw, pitch, sig, NULL));
+  free(yl);
+  yl = dev_down(&dl);
+  for (int b = 0; b < n; b++)
+    for (int ch = 0; ch < c3; ch++)
+      for (int p = 0; p < hw; p++) {
+        float v = round_h(x3[((size_t)b * c3 + ch) * hw + p]);
+        check_close("nhwc_to_nchw_act", (size_t)p, yl[((size_t)b * c3 + ch) * pitch + 3 + p], 1.f / (1.f + expf(-v)), 1e-6);
+      }
   free(x3), free(yp), free(yl);
   dev_free(&dx3), dev_free(&dp), dev_free(&dl);
 }

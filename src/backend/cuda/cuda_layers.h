@@ -48,4 +48,11 @@ typedef struct kiln_cuda_parts_params {
   int64_t start[KILN_CUDA_MAX_PARTS]; /* split: where each output starts along the axis */
 } kiln_cuda_parts_params;
 
+/* "cuda.convert_concat": NHWC maps [N,C,H,W] -> slices of a LINEAR [N,C,sum(H*W)] along the last axis,
+ * with an activation applied on the way (YOLO's class scores: the Sigmoid after the Concat). */
+typedef struct kiln_cuda_convert_concat_params {
+  int32_t n, reserved;
+  kiln_epilogue act;
+} kiln_cuda_convert_concat_params;
+
 #endif

@@ -74,7 +74,7 @@ __global__ void nchw_to_nhwc_h8_kernel(const InT *x, __half *y, long long n, int
 // writes along pixels. blockIdx: x = pixel tile, y = channel tile, z = image.
 template <typename InT, typename OutT>
 __global__ void nhwc_to_nchw_tiled_kernel(const InT *x, long long xps, OutT *y, int c, long long hw,
-                                          long long ypitch) {
+                                          long long ypitch, kiln_epilogue act) {
   __shared__ float tile[32][33];
   const long long b = blockIdx.z, p0 = (long long)blockIdx.x * 32;
   const int c0 = blockIdx.y * 32;
@@ -87,7 +87,7 @@ __global__ void nhwc_to_nchw_tiled_kernel(const InT *x, long long xps, OutT *y, 
   for (int j = threadIdx.y; j < 32; j += 8) {
     int ch = c0 + j;
     long long p = p0 + threadIdx.x;
-    if (p < hw && ch < c) kiln_st(y + (b * c + ch) * ypitch + p, tile[threadIdx.x][j]);
+    if (p < hw && ch < c) kiln_st(y + (b * c + ch) * ypitch + p, kiln_cuda_act(tile[threadIdx.x][j], act.act, act.alpha, act.beta));
   }
 }
 
@@ -108,12 +108,12 @@ __global__ void eltwise_nhwc_kernel(int op, int act, float alpha, float beta, lo
 // tensor along its last axis (the YOLO head's spatial Concat, written in place).
 template <typename InT, typename OutT>
 __global__ void nhwc_to_nchw_kernel(const InT *x, long long xps, OutT *y, long long n, int c, long long hw,
-                                    long long ypitch) {
+                                    long long ypitch, kiln_epilogue act) {
   GRID_STRIDE(i, n * hw * c) {
     long long p = i % hw, t = i / hw;
     int ch = (int)(t % c);
     long long b = t / c;
-    kiln_st(y + t * ypitch + p, kiln_ld(x + (b * hw + p) * xps + ch));
+    kiln_st(y + t * ypitch + p, kiln_cuda_act(kiln_ld(x + (b * hw + p) * xps + ch), act.act, act.alpha, act.beta));
   }
 }
 
@@ -239,9 +239,9 @@ extern "C" kiln_status kiln_cuda_eltwise_nhwc(int op, kiln_epilogue act, kiln_cu
   return NULL;
 }
 
-extern "C" kiln_status kiln_cuda_nhwc_to_nchw_pitched(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,
-                                                      kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw,
-                                                      int64_t y_row_pitch, kiln_cuda_stream stream) {
+extern "C" kiln_status kiln_cuda_nhwc_to_nchw_act(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,
+                                                  kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw,
+                                                  int64_t y_row_pitch, kiln_epilogue act, kiln_cuda_stream stream) {
   if (!is_float(xt) || !is_float(yt) || n < 0 || c <= 0 || hw < 0 || (xps && xps < c) || (y_row_pitch && y_row_pitch < hw))
     return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda nhwc_to_nchw: bad type or shape");
   if (!xps) xps = c;
@@ -253,27 +253,33 @@ extern "C" kiln_status kiln_cuda_nhwc_to_nchw_pitched(const void *x, kiln_cuda_d
   if (n <= 65535 && (c + 31) / 32 <= 65535 && (hw + 31) / 32 <= 0x7fffffff) {
     dim3 grid((unsigned)((hw + 31) / 32), (unsigned)((c + 31) / 32), (unsigned)n), block(32, 8);
     if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
-      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const float *)x, xps, (float *)y, ci, hw, y_row_pitch);
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const float *)x, xps, (float *)y, ci, hw, y_row_pitch, act);
     else if (xt == KILN_CUDA_F32)
-      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const float *)x, xps, (__half *)y, ci, hw, y_row_pitch);
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const float *)x, xps, (__half *)y, ci, hw, y_row_pitch, act);
     else if (yt == KILN_CUDA_F32)
-      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const __half *)x, xps, (float *)y, ci, hw, y_row_pitch);
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const __half *)x, xps, (float *)y, ci, hw, y_row_pitch, act);
     else
-      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const __half *)x, xps, (__half *)y, ci, hw, y_row_pitch);
+      nhwc_to_nchw_tiled_kernel<<<grid, block, 0, s>>>((const __half *)x, xps, (__half *)y, ci, hw, y_row_pitch, act);
     KILN_CUDA_LAUNCH_CHECK();
     return NULL;
   }
   unsigned g = blocks_for(total);
   if (xt == KILN_CUDA_F32 && yt == KILN_CUDA_F32)
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (float *)y, n, ci, hw, y_row_pitch);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (float *)y, n, ci, hw, y_row_pitch, act);
   else if (xt == KILN_CUDA_F32)
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (__half *)y, n, ci, hw, y_row_pitch);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const float *)x, xps, (__half *)y, n, ci, hw, y_row_pitch, act);
   else if (yt == KILN_CUDA_F32)
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (float *)y, n, ci, hw, y_row_pitch);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (float *)y, n, ci, hw, y_row_pitch, act);
   else
-    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (__half *)y, n, ci, hw, y_row_pitch);
+    nhwc_to_nchw_kernel<<<g, TPB, 0, s>>>((const __half *)x, xps, (__half *)y, n, ci, hw, y_row_pitch, act);
   KILN_CUDA_LAUNCH_CHECK();
   return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_nhwc_to_nchw_pitched(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,
+                                                      kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw,
+                                                      int64_t y_row_pitch, kiln_cuda_stream stream) {
+  return kiln_cuda_nhwc_to_nchw_act(x, xt, xps, y, yt, n, c, hw, y_row_pitch, kiln_epilogue{KILN_ACT_NONE, 0, 0, 0}, stream);
 }
 
 extern "C" kiln_status kiln_cuda_nhwc_to_nchw(const void *x, kiln_cuda_dtype xt, int64_t xps, void *y,

@@ -36,6 +36,11 @@ kiln_status kiln_cuda_nhwc_to_nchw_pitched(const void *x, kiln_cuda_dtype xt, in
                                            kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw, int64_t y_row_pitch,
                                            kiln_cuda_stream stream);
 
+/* The same, with an activation applied on the way (YOLO's class scores: Sigmoid after the Concat). */
+kiln_status kiln_cuda_nhwc_to_nchw_act(const void *x, kiln_cuda_dtype xt, int64_t x_pixel_stride, void *y,
+                                       kiln_cuda_dtype yt, int64_t n, int64_t c, int64_t hw, int64_t y_row_pitch,
+                                       kiln_epilogue act, kiln_cuda_stream stream);
+
 typedef enum kiln_cuda_binop {
   KILN_CUDA_ADD = 0, KILN_CUDA_SUB, KILN_CUDA_MUL, KILN_CUDA_DIV, KILN_CUDA_MAX, KILN_CUDA_MIN, KILN_CUDA_POW
 } kiln_cuda_binop;

@@ -341,10 +341,10 @@ static kiln_status split_run(const kiln_layer_rt *L, const kiln_exec *ex) { retu
 
 /* ---- cuda.convert_concat: NHWC maps [N,C,H,W] -> slices of a LINEAR [N,C,sum(H*W)] ---------------- */
 static kiln_status convert_concat_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
-  KILN_TRY(take_params(L, sizeof(kiln_cuda_parts_params), 1, KILN_CUDA_MAX_PARTS, 1, 1));
-  const kiln_cuda_parts_params *p = L->state;
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_convert_concat_params), 1, KILN_CUDA_MAX_PARTS, 1, 1));
+  const kiln_cuda_convert_concat_params *p = L->state;
   const kiln_tensor_rec *y = tensor(e, L->out[0]);
-  if (p->n != L->n_in || p->axis != 2 || y->rank != 3 || y->layout != KILN_LAYOUT_LINEAR || !is_float_t(y))
+  if (p->n != L->n_in || y->rank != 3 || y->layout != KILN_LAYOUT_LINEAR || !is_float_t(y) || p->act.act > KILN_ACT_GELU)
     return bad_layer(L, "malformed spatial concat");
   int64_t at = 0;
   for (int32_t k = 0; k < L->n_in; k++) {
@@ -358,15 +358,16 @@ static kiln_status convert_concat_prepare(const kiln_engine_view *e, kiln_layer_
 }
 
 static kiln_status convert_concat_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_convert_concat_params *p = L->state;
   const kiln_tensor_rec *y = &ex->tensors[L->out[0]];
   size_t es = kiln_dtype_size((kiln_dtype)y->dtype);
   int64_t at = 0;
   for (int32_t k = 0; k < L->n_in; k++) {
     const kiln_tensor_rec *x = &ex->tensors[L->in[k]];
     int64_t hw = x->dims[2] * x->dims[3];
-    KILN_TRY(kiln_cuda_nhwc_to_nchw_pitched(ex->ptrs[L->in[k]], (kiln_cuda_dtype)x->dtype, x->pixel_stride,
-                                            (uint8_t *)ex->ptrs[L->out[0]] + (size_t)at * es, (kiln_cuda_dtype)y->dtype,
-                                            x->dims[0], x->dims[1], hw, y->dims[2], ex->stream));
+    KILN_TRY(kiln_cuda_nhwc_to_nchw_act(ex->ptrs[L->in[k]], (kiln_cuda_dtype)x->dtype, x->pixel_stride,
+                                        (uint8_t *)ex->ptrs[L->out[0]] + (size_t)at * es, (kiln_cuda_dtype)y->dtype,
+                                        x->dims[0], x->dims[1], hw, y->dims[2], p->act, ex->stream));
     at += hw;
   }
   return NULL;
