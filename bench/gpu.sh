@@ -2,7 +2,8 @@
 # The whole GPU cycle in one call, for a fresh GPU machine where every call is costly:
 #   build     configure + build every target (sm_90)
 #   tests     ctest -R "cuda|gpu" (CUDA kernel tests, CUDA engine tests, tests/cli/exec_gpu.sh)
-#   memcheck  test_cuda_kernels under compute-sanitizer memcheck (KILN_GPU_SANITIZE=0 skips it)
+#   memcheck  test_cuda_kernels, test_cuda_engine and test_cuda_ops under compute-sanitizer memcheck
+#             (KILN_GPU_SANITIZE=0 skips it)
 #   conv      the conv microbenchmark (test_cuda_kernels --bench) on YOLOv8n's conv shapes
 #   exec      yolov8n through `kiln exec --device=cuda` per batch: fp32, fp16, fp16 + CUDA graph
 #             (GPU compute only: --noDataTransfers --useSpinWait)
@@ -136,9 +137,14 @@ stage_tests() {
 stage_memcheck() {
   if [ "${KILN_GPU_SANITIZE:-1}" = 0 ]; then echo "skipped (KILN_GPU_SANITIZE=0)"; return 0; fi
   command -v compute-sanitizer >/dev/null || { echo "no compute-sanitizer"; return 1; }
-  compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/test_cuda_kernels" >"$LOG/memcheck.log" 2>&1
-  local r=$?
-  grep -E "PASSED|FAILED|ERROR SUMMARY|Invalid|out of bounds|at 0x" "$LOG/memcheck.log" | head -40
+  local r=0 t
+  : >"$LOG/memcheck.log"
+  # the kernels on odd shapes, the whole engines (yolov8n, graphs, corrupted engine files), the op kernels
+  for t in test_cuda_kernels test_cuda_engine test_cuda_ops; do
+    echo "== $t" >>"$LOG/memcheck.log"
+    compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/$t" >>"$LOG/memcheck.log" 2>&1 || r=1
+  done
+  grep -E "^== |PASSED|FAILED|ERROR SUMMARY|Invalid|out of bounds|at 0x|corrupted" "$LOG/memcheck.log" | head -40
   return $r
 }
 

@@ -5,7 +5,9 @@
 #include "testlib.h"
 
 #include "backend/cuda/cuda_device.h"
+#include "core/hash.h"
 #include "kiln/kiln.h"
+#include "runtime/engine_format.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -253,6 +255,87 @@ static void test_graphs_streams_profiling(void **state) {
   kiln_engine_destroy(e);
 }
 
+/* Re-seal a modified engine image: the checksum covers the header (checksum zeroed) then the rest. */
+static void reseal(uint8_t *img, size_t size) {
+  kiln_engine_header h;
+  memcpy(&h, img, sizeof h);
+  h.checksum = 0;
+  memcpy(img, &h, sizeof h);
+  uint64_t sum = kiln_hash64(img, sizeof h, 0);
+  h.checksum = kiln_hash64(img + sizeof h, size - sizeof h, sum);
+  memcpy(img, &h, sizeof h);
+}
+
+static const kiln_section_rec *section(const uint8_t *img, uint32_t kind) {
+  kiln_engine_header h;
+  memcpy(&h, img, sizeof h);
+  const kiln_section_rec *t = (const kiln_section_rec *)(img + h.section_table_offset);
+  for (uint32_t i = 0; i < h.n_sections; i++)
+    if (t[i].kind == kind) return &t[i];
+  return NULL;
+}
+
+/* Corrupted GPU engines whose checksum still matches (a buggy or hostile writer): random bytes of the
+ * layer parameters, tensor records, layer records and index lists are changed. Loading must either
+ * refuse with a message or give an engine that runs without a CUDA fault (compute-sanitizer would name
+ * any out-of-bounds access: bench/gpu.sh runs this test under memcheck too). */
+static void test_corrupted_engines(void **state) {
+  (void)state;
+  if (!have_gpu()) skip();
+  size_t size;
+  uint8_t *good = build(KILN_PRECISION_FP16, 0, &size);
+  uint8_t *img = malloc(size);
+  assert_non_null(img);
+  const uint32_t kinds[4] = {KILN_SECTION_PARAMS, KILN_SECTION_TENSORS, KILN_SECTION_LAYERS, KILN_SECTION_INDICES};
+  uint32_t seed = 99;
+  int refused = 0, ran = 0;
+  void *stream;
+  ASSERT_OK(kiln_cuda_stream_create(&stream));
+  for (int iter = 0; iter < 240; iter++) {
+    memcpy(img, good, size);
+    seed = seed * 1664525u + 1013904223u;
+    const kiln_section_rec *sec = section(img, kinds[(seed >> 8) % 4]);
+    assert_non_null(sec);
+    for (int k = 0; k < 1 + (int)((seed >> 4) % 3); k++) {
+      seed = seed * 1664525u + 1013904223u;
+      size_t at = sec->offset + (seed >> 3) % sec->size;
+      seed = seed * 1664525u + 1013904223u;
+      img[at] ^= (uint8_t)(1u << ((seed >> 9) % 8)) | (uint8_t)((seed >> 20) & 0x80);
+    }
+    reseal(img, size);
+    kiln_engine *e = NULL;
+    kiln_status st = kiln_engine_load_memory(img, size, &e);
+    if (st) {
+      assert_true(kiln_status_message(st)[0] != 0);
+      kiln_status_destroy(st);
+      refused++;
+      continue;
+    }
+    kiln_context *c = NULL;
+    st = kiln_context_create(e, NULL, &c);
+    void *bufs[8] = {0};
+    int nb = kiln_engine_num_bindings(e);
+    for (int b = 0; !st && b < nb && b < 8; b++) {
+      kiln_binding_info bi;
+      st = kiln_engine_binding(e, b, &bi);
+      if (!st) st = kiln_cuda_malloc(bi.nbytes, &bufs[b]);
+      if (!st) st = kiln_cuda_fill(bufs[b], 0, bi.nbytes);
+      if (!st) st = kiln_context_bind(c, bi.name, bufs[b], bi.nbytes);
+    }
+    if (!st) st = kiln_context_enqueue(c, stream);
+    kiln_status_destroy(st); /* an error status is fine; a fault is not: */
+    ASSERT_OK(kiln_cuda_stream_sync(stream));
+    for (int b = 0; b < 8; b++) kiln_cuda_free(bufs[b]);
+    kiln_context_destroy(c);
+    kiln_engine_destroy(e);
+    ran++;
+  }
+  print_message("corrupted GPU engines: %d refused at load, %d loaded and ran without a fault\n", refused, ran);
+  kiln_cuda_stream_destroy(stream);
+  free(img);
+  kiln_free(good);
+}
+
 /* A GPU engine is refused where it cannot run: no GPU here (CI), or a GPU of another compute capability
  * (an engine built for sm_80 on the H100). The message names the reason. */
 static void test_refused_elsewhere(void **state) {
@@ -323,6 +406,7 @@ int main(void) {
       cmocka_unit_test(test_yolov8n_fp16),
       cmocka_unit_test(test_yolov8n_batch3),
       cmocka_unit_test(test_graphs_streams_profiling),
+      cmocka_unit_test(test_corrupted_engines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
