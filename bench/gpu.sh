@@ -140,9 +140,13 @@ stage_memcheck() {
   local r=0 t
   : >"$LOG/memcheck.log"
   # the kernels on odd shapes, the whole engines (yolov8n, graphs, corrupted engine files), the op kernels
+  # (the corrupted engines provoke CUDA API errors that kiln reports as errors by design, e.g. a launch
+  # refused for a shape no GPU takes: only memory errors count there)
   for t in test_cuda_kernels test_cuda_engine test_cuda_ops; do
     echo "== $t" >>"$LOG/memcheck.log"
-    compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/$t" >>"$LOG/memcheck.log" 2>&1 || r=1
+    local api=yes
+    [ $t = test_cuda_engine ] && api=no
+    compute-sanitizer --tool memcheck --report-api-errors $api --error-exitcode 3 "$BUILD/$t" >>"$LOG/memcheck.log" 2>&1 || r=1
   done
   grep -E "^== |PASSED|FAILED|ERROR SUMMARY|Invalid|out of bounds|at 0x|corrupted" "$LOG/memcheck.log" | head -40
   return $r

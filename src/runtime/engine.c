@@ -210,7 +210,7 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describ
       FAIL(bad("malformed binding"));
   }
   e->opset = e->options->opset;
-  e->workspace_size = e->plan->workspace_size;
+  e->workspace_size = 0; /* the largest need of this kiln's kernels (prepare), never the file's word */
   e->rt = calloc((size_t)e->n_layers + 1, sizeof(kiln_layer_rt));
   if (!e->rt) FAIL(kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory"));
   for (int32_t i = 0; i < e->n_layers; i++) {
@@ -259,7 +259,7 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describ
     L->out = L->in + l->n_inputs;
     L->params = e->params + l->params_offset;
     L->params_size = l->params_size;
-    L->workspace = l->workspace;
+    L->workspace = 0; /* what this kiln's kernel says in prepare; the record's value is not trusted */
     L->kernel = kiln_kernel_find(L->kernel_name);
     if (!L->kernel)
       FAIL(kiln_error(KILN_ERR_UNSUPPORTED, "layer '%s' uses kernel '%s', which this kiln build does not have: rebuild the engine",
