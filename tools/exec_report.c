@@ -230,7 +230,7 @@ void kiln_exec_dump_profile(FILE *f, const kiln_engine *e, const kiln_exec_profi
   for (int l = 0; l < n; l++) rows[l] = (layer_row){l, p->total[l]};
   qsort(rows, (size_t)n, sizeof *rows, cmp_row_desc);
   fprintf(f, "\n[I] === Profile (%d iterations ) ===\n", p->count);
-  fprintf(f, "[I]    Time(ms)     Avg.(ms)   Median(ms)   Time(%%)   Layer (op, kernel)\n");
+  fprintf(f, "[I]    Time(ms)     Avg.(ms)   Median(ms)   Time(%%)   Layer (op, kernel[ variant][, FLOP/s])\n");
   int n_ops = 0;
   for (int r = 0; r < n; r++) {
     int l = rows[r].index;
@@ -238,9 +238,16 @@ void kiln_exec_dump_profile(FILE *f, const kiln_engine *e, const kiln_exec_profi
     kiln_status st = kiln_engine_layer(e, l, &li);
     if (st) kiln_status_destroy(st);
     const char *op = li.op ? li.op : "?";
-    fprintf(f, "[I] %11.4f %12.4f %12.4f %9.1f   %s (%s, %s)\n", p->total[l], p->total[l] / cnt,
-            layer_median(p, l, scratch), total > 0 ? 100.0 * p->total[l] / total : 0.0, li.name ? li.name : "?", op,
-            li.kernel ? li.kernel : "?");
+    double avg = p->total[l] / cnt;
+    char rate[48] = "";
+    if (li.macs > 0 && avg > 0) {
+      double gflops = 2.0 * (double)li.macs / (avg * 1e-3) / 1e9;
+      if (gflops >= 1000) snprintf(rate, sizeof rate, ", %.1f TFLOP/s", gflops / 1000);
+      else snprintf(rate, sizeof rate, ", %.1f GFLOP/s", gflops);
+    }
+    fprintf(f, "[I] %11.4f %12.4f %12.4f %9.1f   %s (%s, %s%s%s%s)\n", p->total[l], avg, layer_median(p, l, scratch),
+            total > 0 ? 100.0 * p->total[l] / total : 0.0, li.name ? li.name : "?", op, li.kernel ? li.kernel : "?",
+            li.variant ? " " : "", li.variant ? li.variant : "", rate);
     int k = 0;
     while (k < n_ops && strcmp(ops[k].op, op) != 0) k++;
     if (k == n_ops) ops[n_ops++] = (op_row){op, 0, 0};

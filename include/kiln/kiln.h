@@ -154,6 +154,7 @@ typedef struct kiln_layer_info {
   const char *name;   /* the (first) ONNX node the layer came from */
   const char *op;     /* its op type */
   const char *kernel; /* the kernel that runs it, e.g. "cpu.conv" or "ref" */
+  const char *variant; /* the variant that kernel chose at load (e.g. a conv tile shape), or NULL */
   int64_t macs;
   size_t workspace;
 } kiln_layer_info;

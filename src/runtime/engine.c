@@ -345,6 +345,7 @@ kiln_status kiln_engine_layer(const kiln_engine *e, int index, kiln_layer_info *
   out->name = L->name;
   out->op = L->op;
   out->kernel = L->kernel_name;
+  out->variant = L->kernel && L->kernel->variant && L->state ? L->kernel->variant(L) : NULL;
   out->macs = (int64_t)L->rec->macs;
   out->workspace = (size_t)L->rec->workspace;
   return NULL;

@@ -58,6 +58,8 @@ typedef struct kiln_kernel {
   kiln_status (*prepare)(const kiln_engine_view *e, kiln_layer_rt *L);
   void (*release)(void *state);
   kiln_status (*run)(const kiln_layer_rt *L, const kiln_exec *ex);
+  /* Optional: the variant prepare chose (tile shape, split-K...), a static string, for profiles. */
+  const char *(*variant)(const kiln_layer_rt *L);
 } kiln_kernel;
 
 const kiln_kernel *kiln_kernel_find(const char *name);

@@ -375,7 +375,9 @@ static kiln_status convert_concat_run(const kiln_layer_rt *L, const kiln_exec *e
 
 const kiln_kernel kiln_kernel_cuda_convert_concat = {"cuda.convert_concat", convert_concat_prepare, free, convert_concat_run};
 const kiln_kernel kiln_kernel_cuda_convert = {"cuda.convert", convert_prepare, free, convert_run};
-const kiln_kernel kiln_kernel_cuda_conv = {"cuda.conv", conv_prepare, free, conv_run};
+static const char *conv_variant(const kiln_layer_rt *L) { return kiln_cuda_conv_kernel_name(&((const conv_state *)L->state)->desc); }
+
+const kiln_kernel kiln_kernel_cuda_conv = {"cuda.conv", conv_prepare, free, conv_run, conv_variant};
 const kiln_kernel kiln_kernel_cuda_maxpool = {"cuda.maxpool", pool_prepare, free, pool_run};
 const kiln_kernel kiln_kernel_cuda_resize_nearest = {"cuda.resize_nearest", resize_prepare, free, resize_run};
 const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run};
