@@ -16,6 +16,7 @@ struct ConvP {
   long long in_ps, out_ps, res_ps;
   int act, has_res, res_before;
   int pair; // y (and residual) allow aligned 2-channel stores / loads
+  int vec8; // y (and residual) allow 16-byte aligned 8-channel stores / loads (staged epilogue)
   float alpha, beta;
 };
 
@@ -99,6 +100,57 @@ __device__ __forceinline__ void conv_store2(const ConvP &p, const float *bias, c
     if (oc + 1 < p.OC) conv_store<OutT, true>(p, bias, res, y, m, oc + 1, v1);
   }
 }
+
+// 8 channels oc..oc+7 of pixel m (oc % 8 == 0, oc + 8 <= OC, p.vec8): bias, residual and output in
+// 16-byte accesses (fp16: one uint4, fp32: two float4).
+__device__ __forceinline__ void ld8(const __half *p, float *r) {
+  uint4 u = *reinterpret_cast<const uint4 *>(p);
+  const __half2 *h = reinterpret_cast<const __half2 *>(&u);
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    float2 f = __half22float2(h[j]);
+    r[2 * j] = f.x, r[2 * j + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void ld8(const float *p, float *r) {
+  float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
+  r[0] = a.x, r[1] = a.y, r[2] = a.z, r[3] = a.w, r[4] = b.x, r[5] = b.y, r[6] = b.z, r[7] = b.w;
+}
+__device__ __forceinline__ void st8(__half *p, const float *v) {
+  uint4 u;
+  __half2 *h = reinterpret_cast<__half2 *>(&u);
+#pragma unroll
+  for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
+  *reinterpret_cast<uint4 *>(p) = u;
+}
+__device__ __forceinline__ void st8(float *p, const float *v) {
+  *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  *reinterpret_cast<float4 *>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
+}
+template <typename OutT>
+__device__ __forceinline__ void conv_store8(const ConvP &p, const float *bias, const OutT *res, OutT *y, int m,
+                                            int oc, float *v) {
+  float b[8], r[8];
+  ld8(bias + oc, b);
+  if (p.has_res) ld8(res + (long long)m * p.res_ps + oc, r);
+  else {
+#pragma unroll
+    for (int j = 0; j < 8; j++) r[j] = 0.f;
+  }
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    float t = v[j] + b[j];
+    if (p.res_before) t += r[j];
+    t = conv_act<true>(t, p.act, p.alpha, p.beta);
+    if (!p.res_before) t += r[j];
+    v[j] = t;
+  }
+  st8(y + (long long)m * p.out_ps + oc, v);
+}
+
+// Staged epilogue row stride (floats): BN + 8 makes the fragment float2 writes of a half warp hit 32
+// distinct banks.
+template <int BM, int BN> constexpr int stage_out_bytes() { return BM * (BN + 8) * 4; }
 
 // OUT: 0 = fp16 y, 1 = fp32 y, 2 = fp32 partial sums to ws[z][M][OC] (split-K).
 template <int BM, int BN, int WM, int WN, int ST, bool VEC, int OUT>
@@ -244,6 +296,44 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
   }
   cp_async_wait<0>();
 
+  if (OUT != 2 && p.vec8) {
+    // Staged epilogue: the fp32 accumulators go through shared memory (the pipeline stages are free now),
+    // then each thread finishes 8 consecutive channels of one pixel with 16-byte residual loads and
+    // 16-byte stores; consecutive threads cover consecutive chunks of a row, then consecutive rows.
+    constexpr int SN = BN + 8, CPR = BN / 8;
+    float *cs = reinterpret_cast<float *>(smem);
+    __syncthreads(); // every warp is done reading the last stage
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+      for (int h = 0; h < 2; h++)
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+          *reinterpret_cast<float2 *>(cs + (wm + mi * 16 + g + 8 * h) * SN + wn + ni * 8 + t4 * 2) =
+              make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+    __syncthreads();
+#pragma unroll 2
+    for (int idx = tid; idx < BM * CPR; idx += T) {
+      const int r = idx / CPR, cc = idx % CPR;
+      const int m = m0 + r, oc = n0 + cc * 8;
+      if (m >= p.M || oc >= p.OC) continue;
+      float v[8];
+      ld8(cs + r * SN + cc * 8, v);
+      if (oc + 8 <= p.OC) {
+        if (OUT == 0) conv_store8(p, bias, (const __half *)res_, (__half *)y_, m, oc, v);
+        else conv_store8(p, bias, (const float *)res_, (float *)y_, m, oc, v);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+          if (oc + j < p.OC) {
+            if (OUT == 0) conv_store<__half, true>(p, bias, (const __half *)res_, (__half *)y_, m, oc + j, v[j]);
+            else conv_store<float, true>(p, bias, (const float *)res_, (float *)y_, m, oc + j, v[j]);
+          }
+      }
+    }
+    return;
+  }
+
 #pragma unroll
   for (int mi = 0; mi < MI; mi++)
 #pragma unroll
@@ -282,6 +372,28 @@ __global__ void conv_splitk_reduce(ConvP p, int S, const float *__restrict__ ws,
     for (int z = 1; z < S; z++) v += ws[z * slice + idx];
     int m = (int)(idx / p.OC), oc = (int)(idx - (long long)m * p.OC);
     conv_store<OutT, true>(p, bias, res, y, m, oc, v);
+  }
+}
+
+// The same with 8 channels per thread (OC % 8 == 0, p.vec8, 16-byte aligned workspace): 16-byte loads of
+// every slice, 16-byte residual loads and output stores.
+template <typename OutT>
+__global__ void conv_splitk_reduce8(ConvP p, int S, const float *__restrict__ ws, const float *__restrict__ bias,
+                                    const OutT *res, OutT *y) {
+  const int cpr = p.OC / 8;
+  const long long total = (long long)p.M * cpr, slice = (long long)p.M * p.OC;
+  for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+       idx += (long long)gridDim.x * blockDim.x) {
+    int m = (int)(idx / cpr), oc = (int)(idx - (long long)m * cpr) * 8;
+    const float *src = ws + (long long)m * p.OC + oc;
+    float v[8], t[8];
+    ld8(src, v);
+    for (int z = 1; z < S; z++) {
+      ld8(src + z * slice, t);
+#pragma unroll
+      for (int j = 0; j < 8; j++) v[j] += t[j];
+    }
+    conv_store8(p, bias, res, y, m, oc, v);
   }
 }
 
@@ -443,7 +555,14 @@ constexpr int NSPLITS = 6;
 constexpr int GATHER_BM = 64, GATHER_BN = 64, GATHER_ST = 3;
 const MmaFn kGather[2] = {conv_mma_kernel<64, 64, 32, 32, GATHER_ST, false, 0>,
                           conv_mma_kernel<64, 64, 32, 32, GATHER_ST, false, 1>};
-int smem_of(int bm, int bn, int st) { return (bm + bn) * MPAD * 2 * st; }
+// Dynamic shared memory of a launch: the pipeline stages a block can use (a block never runs more than
+// nk K tiles, so stages past nk stay empty: short-K 1x1 layers fit more blocks per SM), and at least the
+// staged epilogue's BM x (BN + 8) fp32 tile unless the launch writes split-K partials.
+int smem_of(int bm, int bn, int st, int nk = 1 << 30, bool staged = true) {
+  int used = st < nk ? st : (nk > 0 ? nk : 1);
+  int b = (bm + bn) * MPAD * 2 * used, e = bm * (bn + 8) * 4;
+  return staged && e > b ? e : b;
+}
 
 struct Choice {
   int tile;  // index into kTiles, -1: gather kernel
@@ -457,12 +576,15 @@ int tile_index(int bm, int bn) {
 }
 
 // Default tile / split-K choice from the shapes, fitted to a sweep of every candidate over YOLOv8n's conv
-// layers at batch 1 and 32 on an H100 (docs/CUDA.md). Deterministic (no device query), so the engine's
-// workspace plan and the kernel names are the same on every run.
-// - Few output tiles (fewer 64x64 tiles than SMs: batch 1 at 40x40 and below): 64-row tiles, K split so
-//   each block runs <= 6 K tiles; narrow N tiles (16) when K is short, 32 for the 20x20 maps.
-// - Otherwise: N tile from OC (16 / 32 / 64, 128 above 64), 64 rows for 1x1-like short K, 128 or 256 rows
-//   with a split of 2 for the long-K 3x3 layers whose grid would be under ~6 waves.
+// layers at batch 1 and 32 on an H100 with the staged epilogue (docs/CUDA.md). Deterministic (no device
+// query), so the engine's workspace plan and the kernel names are the same on every run.
+// - Few output tiles (fewer 64x64 tiles than SMs: batch 1 at 40x40 and below): 64-row tiles; short K
+//   (1x1 up to 16 K tiles, 3x3 up to 9) runs unsplit on 16-wide N tiles; long-K 3x3 uses 64x32 with K
+//   split so each block runs <= 9 K tiles (at least 4 slices from 16 K tiles on).
+// - Otherwise: short K: the N tile from OC (16 / 32 / 64 / 128, 32 for OC not a multiple of 64), 128 or
+//   256 rows where K or the 3x3 taps give enough work per block; long-K 1x1: 128x128; 3x3: 256x64 for
+//   OC 64 on large maps, 128x128 for OC > 64 with a split of 2 only where the grid is small (or OC
+//   wastes part of the 128-wide tile).
 Choice choose(const kiln_cuda_conv_desc *d) {
   Choice c = {-1, 1};
   if (path_of(d) != PATH_MMA || !mma_vec(d)) return c;
@@ -475,36 +597,38 @@ Choice choose(const kiln_cuda_conv_desc *d) {
     return c;
   }
   auto tiles = [&](int bm, int bn) { return ((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
+  const int kk = (int)(d->kernel_h * d->kernel_w);
   int bm, bn, S = 1;
   if (tiles(64, 64) < 132) {
     bm = 64;
-    if (nk <= 6) {
-      bn = N <= 128 ? 16 : 32;
-    } else {
-      bn = M <= 512 || N < 64 ? 32 : 64;
+    if (kk == 1 ? nk <= 16 : nk <= 9) { // short K: narrow tiles, no split
+      bn = kk == 1 || N <= 32 ? 16 : 32;
+    } else { // long-K 3x3: split until each block runs <= 9 K tiles, at least 4 slices from 16 K tiles
+      bn = 32;
       for (int i = 0; i < NSPLITS; i++) {
         S = kSplits[i];
-        if ((nk + S - 1) / S <= 6) break;
+        if ((nk + S - 1) / S <= 9 && (nk < 16 || S >= 4)) break;
       }
     }
-  } else if (nk <= 8 || (d->kernel_h * d->kernel_w == 1 && nk <= 12 && N < 128)) { // 1x1-like, short K
-    bm = 64;
-    bn = N <= 16 ? 16 : (nk <= 2 || N >= 256 || N % 64 ? 32 : 64);
-    if (N <= 16) bm = 128;
-  } else if (d->kernel_h * d->kernel_w == 1) { // 1x1 with long K, OC >= 128
+  } else if (nk <= 8 || (kk == 1 && nk <= 12 && N < 128)) { // 1x1-like, short K
+    if (N <= 16) bm = 128, bn = 16;
+    else if (N <= 32) bm = kk > 1 ? 128 : 64, bn = 32;
+    else if (N <= 64) bn = 64, bm = nk >= 4 ? 256 : 64;
+    else if (N % 64) bm = 128, bn = 32;
+    else bm = 128, bn = 128;
+  } else if (kk == 1) { // 1x1 with long K, OC >= 128
     bm = 128, bn = 128;
-    int64_t t = tiles(128, 128);
-    S = t >= 264 && t < 800 ? 2 : 1;
   } else if (N <= 16) {
     bm = 128, bn = 16;
   } else if (N <= 32) {
     bm = 64, bn = 32;
   } else if (N <= 64) {
-    if (M >= 150000) bm = 64, bn = 64;
+    if (M >= 40000) bm = 256, bn = 64;
     else bm = 128, bn = 64, S = 2;
   } else {
     bm = 128, bn = 128;
-    S = tiles(128, 128) < 2000 ? 2 : 1;
+    int64_t t = tiles(128, 128);
+    S = t < 150 || (N % 128 && t < 1000) ? 2 : 1;
   }
   c.tile = tile_index(bm, bn);
   c.split = S > nk ? nk : S;
@@ -558,14 +682,20 @@ uint16_t f32_to_f16(float f) {
 
 // Kernels with more than 48 KB of dynamic shared memory need an opt-in, once per kernel and device.
 // Host-only bookkeeping (no allocation, no stream work), so it is legal during graph capture.
+// The launch size varies per layer (stages used, staged epilogue), so each kernel remembers the largest
+// size set so far and raises it when a launch needs more.
 cudaError_t ensure_smem(MmaFn fn, int bytes) {
-  static const void *done[64];
+  static const void *done[256];
+  static int done_bytes[256];
   static int ndone;
   if (bytes <= 48 * 1024) return cudaSuccess;
-  for (int i = 0; i < ndone; i++)
-    if (done[i] == (const void *)fn) return cudaSuccess;
+  int i = 0;
+  while (i < ndone && done[i] != (const void *)fn) i++;
+  if (i < ndone && done_bytes[i] >= bytes) return cudaSuccess;
   cudaError_t e = cudaFuncSetAttribute((const void *)fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  if (e == cudaSuccess && ndone < 64) done[ndone++] = (const void *)fn;
+  if (e != cudaSuccess) return e;
+  if (i < ndone) done_bytes[i] = bytes;
+  else if (ndone < 256) done[ndone] = (const void *)fn, done_bytes[ndone++] = bytes;
   return e;
 }
 
@@ -679,6 +809,8 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
   char *yo = (char *)y + d->out_c_offset * osz;
   p.pair = p.out_ps % 2 == 0 && ((uintptr_t)yo % (2 * osz)) == 0 &&
            (!p.has_res || (p.res_ps % 2 == 0 && ((uintptr_t)residual % (2 * osz)) == 0));
+  p.vec8 = p.out_ps % 8 == 0 && ((uintptr_t)yo % 16) == 0 && ((uintptr_t)bias % 16) == 0 &&
+           (!p.has_res || (p.res_ps % 8 == 0 && ((uintptr_t)residual % 16) == 0));
   cudaStream_t s = (cudaStream_t)stream;
 
   switch (path_of(d)) {
@@ -699,7 +831,8 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
     int S = c.split;
     if (S > 1 && !workspace) S = 1; // defensive: no scratch given, run unsplit
     dim3 grid((unsigned)((p.M + t.bm - 1) / t.bm), (unsigned)((p.OC + t.bn - 1) / t.bn), (unsigned)S);
-    int sm = smem_of(t.bm, t.bn, t.stages);
+    const int nk_all = p.Kp / MBK;
+    int sm = smem_of(t.bm, t.bn, t.stages, (nk_all + S - 1) / S, S == 1);
     MmaFn fn = t.fn[S > 1 ? 2 : (f16out ? 0 : 1)];
     KILN_CUDA_TRY(ensure_smem(fn, sm));
     fn<<<grid, t.threads, sm, s>>>(p, xh, wh, bias, residual, yo, (float *)workspace);
@@ -707,7 +840,16 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
       KILN_CUDA_LAUNCH_CHECK();
       unsigned blocks = kiln_cuda_blocks((int64_t)p.M * p.OC, 256);
       if (blocks > 65536u * 8) blocks = 65536u * 8;
-      if (f16out)
+      if (p.vec8 && p.OC % 8 == 0 && ((uintptr_t)workspace % 16) == 0) {
+        unsigned b8 = kiln_cuda_blocks((int64_t)p.M * (p.OC / 8), 256);
+        if (b8 > 65536u * 8) b8 = 65536u * 8;
+        if (f16out)
+          conv_splitk_reduce8<__half><<<b8, 256, 0, s>>>(p, S, (const float *)workspace, bias,
+                                                         (const __half *)residual, (__half *)yo);
+        else
+          conv_splitk_reduce8<float><<<b8, 256, 0, s>>>(p, S, (const float *)workspace, bias,
+                                                        (const float *)residual, (float *)yo);
+      } else if (f16out)
         conv_splitk_reduce<__half><<<blocks, 256, 0, s>>>(p, S, (const float *)workspace, bias,
                                                           (const __half *)residual, (__half *)yo);
       else
