@@ -144,7 +144,7 @@ stage_memcheck() {
   # refused for a shape no GPU takes: only memory errors count there)
   for t in test_cuda_kernels test_cuda_engine test_cuda_ops; do
     echo "== $t" >>"$LOG/memcheck.log"
-    local api=yes
+    local api=all
     [ $t = test_cuda_engine ] && api=no
     compute-sanitizer --tool memcheck --report-api-errors $api --error-exitcode 3 "$BUILD/$t" >>"$LOG/memcheck.log" 2>&1 || r=1
   done
