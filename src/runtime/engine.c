@@ -225,28 +225,7 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describ
       if (tid < -1 || tid >= e->n_tensors) FAIL(bad("layer refers to a missing tensor"));
     }
   }
-  if (describe_only) { /* kiln inspect: the records are valid; no kernels, no device */
-    for (int32_t i = 0; i < e->n_layers; i++) {
-      const kiln_layer_rec *l = &e->layers[i];
-      kiln_layer_rt *L = &e->rt[i];
-      L->rec = l;
-      L->name = e->strings + l->name;
-      L->op = e->strings + l->op;
-      L->kernel_name = e->strings + l->kernel;
-      L->n_in = (int32_t)l->n_inputs;
-      L->n_out = (int32_t)l->n_outputs;
-      L->in = e->indices + l->io_index;
-      L->out = L->in + l->n_inputs;
-    }
-    *out = e;
-    return NULL;
-  }
-  if ((st = check_target(e))) goto fail;
-  if (e->target->device == KILN_TARGET_CUDA) { /* weights go to the GPU once; every context shares them */
-    if ((st = kiln_cuda_malloc(e->weights_size, (void **)&e->device_weights))) goto fail;
-    if ((st = kiln_cuda_copy_to_device(e->device_weights, e->weights, e->weights_size))) goto fail;
-  }
-  for (int32_t i = 0; i < e->n_layers; i++) {
+  for (int32_t i = 0; i < e->n_layers; i++) { /* the records, checked above */
     const kiln_layer_rec *l = &e->layers[i];
     kiln_layer_rt *L = &e->rt[i];
     L->rec = l;
@@ -259,6 +238,18 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describ
     L->out = L->in + l->n_inputs;
     L->params = e->params + l->params_offset;
     L->params_size = l->params_size;
+  }
+  if (describe_only) { /* kiln inspect: the records are valid; no kernels, no device */
+    *out = e;
+    return NULL;
+  }
+  if ((st = check_target(e))) goto fail;
+  if (e->target->device == KILN_TARGET_CUDA) { /* weights go to the GPU once; every context shares them */
+    if ((st = kiln_cuda_malloc(e->weights_size, (void **)&e->device_weights))) goto fail;
+    if ((st = kiln_cuda_copy_to_device(e->device_weights, e->weights, e->weights_size))) goto fail;
+  }
+  for (int32_t i = 0; i < e->n_layers; i++) {
+    kiln_layer_rt *L = &e->rt[i];
     L->workspace = 0; /* what this kiln's kernel says in prepare; the record's value is not trusted */
     L->kernel = kiln_kernel_find(L->kernel_name);
     if (!L->kernel)

@@ -7,44 +7,24 @@
 #ifdef KILN_HAVE_CUDA
 #include "backend/cuda/cuda_layers.h"
 #include "backend/cuda/eltwise_cuda.h"
+#include "backend/cuda/kernel_checks.h"
 #include "core/dtype.h"
 #include "runtime/kernel.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static kiln_status bad_layer(const kiln_layer_rt *L, const char *what) {
-  return kiln_error(KILN_ERR_PARSE, "invalid engine file: layer '%s' (%s): %s", L->name, L->kernel_name, what);
-}
-
-static const kiln_tensor_rec *tensor(const kiln_engine_view *e, int32_t id) { return id >= 0 && id < e->n_tensors ? &e->tensors[id] : NULL; }
-
 static int is_float_t(const kiln_tensor_rec *t) { return t->dtype == KILN_DTYPE_FLOAT32 || t->dtype == KILN_DTYPE_FLOAT16; }
 
-/* Params blob of exactly `size` bytes, copied into a fresh state. */
+/* Elementwise layers may run in place (y == a) */
 static kiln_status take_params(kiln_layer_rt *L, size_t size, int n_in_min, int n_in_max, int n_out_min, int n_out_max) {
-  if (L->params_size != size || L->n_in < n_in_min || L->n_in > n_in_max || L->n_out < n_out_min || L->n_out > n_out_max)
-    return bad_layer(L, "malformed parameters");
-  for (int32_t k = 0; k < L->n_in; k++)
-    if (L->in[k] < 0) return bad_layer(L, "missing input");
-  for (int32_t k = 0; k < L->n_out; k++)
-    if (L->out[k] < 0) return bad_layer(L, "missing output");
-  void *s = malloc(size ? size : 1);
-  KILN_CHECK_ALLOC(s);
-  memcpy(s, L->params, size);
-  L->state = s;
-  return NULL;
+  return take_params_checked(L, size, n_in_min, n_in_max, n_out_min, n_out_max, 1);
 }
 
 static int dims_are(const kiln_tensor_rec *t, int64_t n, int64_t c, int64_t h, int64_t w) {
   return t->rank == 4 && t->dims[0] == n && t->dims[1] == c && t->dims[2] == h && t->dims[3] == w;
 }
 
-static int64_t numel(const kiln_tensor_rec *t) {
-  int64_t n = 1;
-  for (uint32_t d = 0; d < t->rank; d++) n *= t->dims[d];
-  return n;
-}
 
 /* ---- cuda.convert: layout and/or dtype change, everything from the two tensor records ----------- */
 static kiln_status convert_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {

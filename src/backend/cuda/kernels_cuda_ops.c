@@ -7,6 +7,7 @@
  */
 #ifdef KILN_HAVE_CUDA
 #include "backend/cuda/cuda_layers_ops.h"
+#include "backend/cuda/kernel_checks.h"
 #include "core/dtype.h"
 #include "runtime/kernel.h"
 
@@ -17,32 +18,9 @@
 /* Sizes above this are refused outright: it keeps every product below int64 overflow in the checks. */
 #define BIG ((int64_t)1 << 40)
 
-static kiln_status bad_layer(const kiln_layer_rt *L, const char *what) {
-  return kiln_error(KILN_ERR_PARSE, "invalid engine file: layer '%s' (%s): %s", L->name, L->kernel_name, what);
-}
-
-static const kiln_tensor_rec *tensor(const kiln_engine_view *e, int32_t id) { return id >= 0 && id < e->n_tensors ? &e->tensors[id] : NULL; }
-
+/* The kernels here never run in place. */
 static kiln_status take_params(kiln_layer_rt *L, size_t size, int n_in_min, int n_in_max, int n_out_min, int n_out_max) {
-  if (L->params_size != size || L->n_in < n_in_min || L->n_in > n_in_max || L->n_out < n_out_min || L->n_out > n_out_max)
-    return bad_layer(L, "malformed parameters");
-  for (int32_t k = 0; k < L->n_in; k++)
-    if (L->in[k] < 0) return bad_layer(L, "missing input");
-  for (int32_t k = 0; k < L->n_out; k++)
-    if (L->out[k] < 0) return bad_layer(L, "missing output");
-  for (int32_t k = 0; k < L->n_in; k++) /* the kernels here never run in place */
-    if (L->in[k] == L->out[0]) return bad_layer(L, "output aliases an input");
-  void *s = malloc(size ? size : 1);
-  KILN_CHECK_ALLOC(s);
-  memcpy(s, L->params, size);
-  L->state = s;
-  return NULL;
-}
-
-static int64_t numel(const kiln_tensor_rec *t) {
-  int64_t n = 1;
-  for (uint32_t d = 0; d < t->rank; d++) n *= t->dims[d];
-  return n;
+  return take_params_checked(L, size, n_in_min, n_in_max, n_out_min, n_out_max, 0);
 }
 
 static int linear_is(const kiln_tensor_rec *t, uint32_t dtype) { return t->layout == KILN_LAYOUT_LINEAR && t->dtype == dtype; }
