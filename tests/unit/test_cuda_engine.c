@@ -38,17 +38,6 @@ static void *build_batch(kiln_precision prec, int arch, int64_t batch, size_t *s
 
 static void *build(kiln_precision prec, int arch, size_t *size) { return build_batch(prec, arch, 0, size); }
 
-static double rel_l2(const float *a, const float *r, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (!isfinite(a[i])) return INFINITY;
-    double d = (double)a[i] - r[i];
-    num += d * d;
-    den += (double)r[i] * r[i];
-  }
-  return sqrt(num) / (sqrt(den) + 1e-30);
-}
-
 /* Device buffers of one context's bindings. */
 typedef struct gpu_io {
   void *in, *out;
@@ -85,7 +74,7 @@ static double run_image(kiln_context *c, gpu_io *io, void *stream, const char *n
   ASSERT_OK(kiln_context_enqueue(c, stream));
   ASSERT_OK(kiln_cuda_stream_sync(stream));
   ASSERT_OK(kiln_cuda_copy_to_host(out, io->out, OUT_BYTES));
-  double err = rel_l2(out, ref, OUT_BYTES / 4);
+  double err = test_rel_l2(out, ref, OUT_BYTES / 4);
   free(in);
   free(ref);
   free(out);
@@ -167,7 +156,7 @@ static void test_yolov8n_batch3(void **state) {
     size_t len;
     float *ref = test_read_file(path, &len);
     assert_non_null(ref);
-    double err = rel_l2(out + k * (OUT_BYTES / 4), ref, OUT_BYTES / 4);
+    double err = test_rel_l2(out + k * (OUT_BYTES / 4), ref, OUT_BYTES / 4);
     print_message("yolov8n fp32 batch 3, image %d (%s): rel_l2 = %.3e\n", k, names[k], err);
     assert_true(err <= 1e-4);
     free(ref);
@@ -255,17 +244,6 @@ static void test_graphs_streams_profiling(void **state) {
   kiln_engine_destroy(e);
 }
 
-/* Re-seal a modified engine image: the checksum covers the header (checksum zeroed) then the rest. */
-static void reseal(uint8_t *img, size_t size) {
-  kiln_engine_header h;
-  memcpy(&h, img, sizeof h);
-  h.checksum = 0;
-  memcpy(img, &h, sizeof h);
-  uint64_t sum = kiln_hash64(img, sizeof h, 0);
-  h.checksum = kiln_hash64(img + sizeof h, size - sizeof h, sum);
-  memcpy(img, &h, sizeof h);
-}
-
 static const kiln_section_rec *section(const uint8_t *img, uint32_t kind) {
   kiln_engine_header h;
   memcpy(&h, img, sizeof h);
@@ -302,7 +280,7 @@ static void test_corrupted_engines(void **state) {
       seed = seed * 1664525u + 1013904223u;
       img[at] ^= (uint8_t)(1u << ((seed >> 9) % 8)) | (uint8_t)((seed >> 20) & 0x80);
     }
-    reseal(img, size);
+    test_engine_reseal(img, size);
     kiln_engine *e = NULL;
     kiln_status st = kiln_engine_load_memory(img, size, &e);
     if (st) {

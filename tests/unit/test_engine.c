@@ -39,17 +39,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static double rel_l2(const float *a, const float *r, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)a[i] - r[i];
-    num += d * d;
-    den += (double)r[i] * r[i];
-    if (!isfinite(a[i])) return INFINITY;
-  }
-  return sqrt(num) / (sqrt(den) + 1e-30);
-}
-
 static void run_image(kiln_context *c, const char *name, float *out, size_t out_bytes) {
   char in_path[512], ref_path[512];
   snprintf(in_path, sizeof in_path, REF "%s.input.bin", name);
@@ -64,7 +53,7 @@ static void run_image(kiln_context *c, const char *name, float *out, size_t out_
   ASSERT_OK(kiln_context_bind(c, "images", in, in_len));
   ASSERT_OK(kiln_context_bind(c, "output0", out, out_bytes));
   ASSERT_OK(kiln_context_enqueue(c, NULL));
-  double err = rel_l2(out, ref, out_bytes / 4);
+  double err = test_rel_l2(out, ref, out_bytes / 4);
   print_message("yolov8n %s: rel_l2 = %.3e\n", name, err);
   assert_true(err <= 1e-4);
   free(in);
@@ -118,16 +107,6 @@ static void expect_refused(const void *img, size_t size, kiln_status_code code, 
   assert_null(e);
 }
 
-static void rechecksum(uint8_t *img, size_t size) {
-  kiln_engine_header h;
-  memcpy(&h, img, sizeof h);
-  h.checksum = 0;
-  memcpy(img, &h, sizeof h);
-  uint64_t sum = kiln_hash64(img, sizeof h, 0);
-  h.checksum = kiln_hash64(img + sizeof h, size - sizeof h, sum);
-  memcpy(img, &h, sizeof h);
-}
-
 static void test_refuses_bad_engines(void **state) {
   if (!g_engine) skip();
   uint8_t *img = malloc(g_engine_size);
@@ -162,11 +141,11 @@ static void test_refuses_bad_engines(void **state) {
   assert_non_null(t);
   t->device = KILN_TARGET_CUDA;
   t->cc_major = 9;
-  rechecksum(img, g_engine_size);
+  test_engine_reseal(img, g_engine_size);
   expect_refused(img, g_engine_size, KILN_ERR_DEVICE, "CUDA");
   t->device = KILN_TARGET_CPU;
   t->cpu_isa = 99;
-  rechecksum(img, g_engine_size);
+  test_engine_reseal(img, g_engine_size);
   expect_refused(img, g_engine_size, KILN_ERR_DEVICE, "rebuild");
   free(img);
 }

@@ -29,4 +29,9 @@ int test_file_exists(const char *path);
 /* Add a value with a known dtype and shape to g; returns its id. */
 int32_t test_add_tensor(kiln_graph *g, const char *name, kiln_dtype dt, int32_t rank, const int64_t *dims);
 
+/* Relative L2 error of a against reference r (INFINITY if a holds a NaN or Inf). */
+double test_rel_l2(const float *a, const float *r, size_t n);
+/* Recompute an engine image's checksum after a test modified it (the header, checksum zeroed, then the rest). */
+void test_engine_reseal(uint8_t *img, size_t size);
+
 #endif
