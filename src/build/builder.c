@@ -305,6 +305,28 @@ static kiln_status optimize(kiln_graph *g, const kiln_build_config *cfg) {
   return NULL;
 }
 
+kiln_status kiln_lower_output_copies(kiln_lower_ctx *lc, const char *kernel, const void *params, size_t params_size,
+                                     const char *name_suffix, bool float_only) {
+  kiln_graph *g = lc->g;
+  for (int32_t k = 0; k < g->n_outputs; k++) {
+    int32_t v = g->outputs[k];
+    const kiln_value *val = &g->values[v];
+    if (!val->data && val->producer >= 0) continue;
+    if (float_only && val->dtype != KILN_DTYPE_FLOAT32 && val->dtype != KILN_DTYPE_FLOAT16)
+      return kiln_error(KILN_ERR_UNSUPPORTED, "output '%s' of type %s copied from an input or constant", val->name,
+                        kiln_dtype_name(val->dtype));
+    int32_t src, dst;
+    char name[300];
+    snprintf(name, sizeof name, "%.256s%s", val->name, name_suffix);
+    KILN_TRY(kiln_lower_tensor_of(lc, v, &src));
+    KILN_TRY(kiln_ew_add_tensor(lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims, KILN_STORAGE_IO,
+                                -1, 0, &dst));
+    KILN_TRY(kiln_ew_add_binding(lc->w, dst, 0));
+    KILN_TRY(kiln_ew_add_layer(lc->w, name, kernel, "Identity", &src, 1, &dst, 1, params, params_size, 0, 0));
+  }
+  return NULL;
+}
+
 /* The CPU lowering: in-place Concats first, then every node in order (views, fast kernels, else ref). */
 static kiln_status lower_cpu(kiln_lower_ctx *lc) {
   kiln_graph *g = lc->g;
@@ -324,20 +346,7 @@ static kiln_status lower_cpu(kiln_lower_ctx *lc) {
     else if (cfg->verbose)
       fprintf(stderr, "kiln build: %-40s %-14s\n", n->name, n->op_type);
   }
-  /* Graph outputs that are graph inputs or constants get a copy into their own binding. */
-  for (int32_t k = 0; !st && k < g->n_outputs; k++) {
-    int32_t v = g->outputs[k];
-    const kiln_value *val = &g->values[v];
-    if (!val->data && val->producer >= 0) continue;
-    int32_t src, dst;
-    st = kiln_lower_tensor_of(lc, v, &src);
-    char name[300];
-    snprintf(name, sizeof name, "%.256s (output)", val->name);
-    if (!st) st = kiln_ew_add_tensor(lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims,
-                                     KILN_STORAGE_IO, -1, 0, &dst);
-    if (!st) st = kiln_ew_add_binding(lc->w, dst, 0);
-    if (!st) st = kiln_ew_add_layer(lc->w, name, "ref", "Identity", &src, 1, &dst, 1, "\0\0\0\0", 4, 0, 0);
-  }
+  if (!st) st = kiln_lower_output_copies(lc, "ref", "\0\0\0\0", 4, " (output)", false);
   return st;
 }
 

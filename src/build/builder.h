@@ -26,6 +26,10 @@ kiln_status kiln_lower_try_split_view(kiln_lower_ctx *lc, const kiln_node *n, bo
 kiln_status kiln_lower_try_slice_view(kiln_lower_ctx *lc, const kiln_node *n, bool *done);
 /* A Slice with unit steps on a single axis: that axis and where the slice starts (*ok = false otherwise). */
 kiln_status kiln_lower_slice_axis(kiln_lower_ctx *lc, const kiln_node *n, int32_t *axis, int64_t *start, bool *ok);
+/* Graph outputs that are graph inputs or constants get a copy layer (`kernel`, `params`) into their own
+ * binding, named after the output + name_suffix; float_only refuses other dtypes (the GPU copy casts). */
+kiln_status kiln_lower_output_copies(kiln_lower_ctx *lc, const char *kernel, const void *params, size_t params_size,
+                                     const char *name_suffix, bool float_only);
 /* The CUDA lowering of the whole graph (lower_cuda.c); bindings already exist. Fills the target record. */
 kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target);
 kiln_status kiln_lower_tensor_of(kiln_lower_ctx *lc, int32_t v, int32_t *out);

@@ -939,20 +939,7 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
     else if (lc->cfg->verbose) fprintf(stderr, "kiln build: %-40s %-14s %s\n", n->name, n->op_type, cl.kind[i] ? "NHWC" : "");
   }
   /* Graph outputs that are inputs or constants: a copy into their own binding. */
-  for (int32_t k = 0; !st && k < g->n_outputs; k++) {
-    int32_t v = g->outputs[k];
-    const kiln_value *val = &g->values[v];
-    if (!val->data && val->producer >= 0) continue;
-    int32_t src, dst;
-    st = kiln_lower_tensor_of(lc, v, &src);
-    if (!st) st = kiln_ew_add_tensor(lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims, KILN_STORAGE_IO,
-                                     -1, 0, &dst);
-    if (!st) st = kiln_ew_add_binding(lc->w, dst, 0);
-    if (!st && (val->dtype != KILN_DTYPE_FLOAT32 && val->dtype != KILN_DTYPE_FLOAT16))
-      st = kiln_error(KILN_ERR_UNSUPPORTED, "output '%s' of type %s copied from an input or constant", val->name,
-                      kiln_dtype_name(val->dtype));
-    if (!st) st = kiln_cuda_lower_add_layer(&cl, val->name, "cuda.convert", "Identity", &src, 1, &dst, 1, NULL, 0, 0, 0);
-  }
+  if (!st) st = kiln_lower_output_copies(lc, "cuda.convert", NULL, 0, "", true);
   free(cl.kind);
   free(cl.nhwc);
   free(cl.half);
