@@ -1,24 +1,13 @@
 // 2-D convolution kernels (NHWC) for the CUDA backend; see conv_cuda.h for the API and the paths.
 #include "backend/cuda/conv_cuda.h"
-#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/conv_halo_cuda.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 namespace {
-
-// Kernel parameters by value: 32-bit sizes (checked in validate) keep index math cheap; pixel offsets
-// are formed in 64 bits because batch*H*W*C can pass 2^31 for large batches.
-struct ConvP {
-  int N, IC, IH, IW, OC, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G;
-  int K, Kp, M;
-  long long in_ps, out_ps, res_ps;
-  int act, has_res, res_before;
-  int pair; // y (and residual) allow aligned 2-channel stores / loads
-  int vec8; // y (and residual) allow 16-byte aligned 8-channel stores / loads (staged epilogue)
-  float alpha, beta;
-};
+using namespace kiln_conv;
 
 // ---- tensor-core implicit GEMM (fp16 in, fp32 accumulate) -----------------------------------------
 // M = pixels, N = OC, K = (kh, kw, ic). Block tile BM x BN x 32, warps of WM x WN (mma.sync m16n8k16).
@@ -31,126 +20,6 @@ struct ConvP {
 // sums to the workspace; conv_splitk_reduce adds the slices in a fixed order and runs the epilogue.
 constexpr int MBK = 32, MPAD = 40;
 constexpr int OC_ALIGN = 128; // packed weights: OC padded to the widest BN, so B loads need no bounds
-
-__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-               "{%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t *r, uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-// B (weights): .cg, streamed through L2. A (activations): .ca, so the taps of a 3x3 window that
-// neighbouring output pixels of one block share are served by L1 instead of L2.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async16_ca(uint32_t dst, const void *src, bool ok) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-// fp16-compute epilogues use the fast exp / divide intrinsics for SiLU and sigmoid (relative error ~1e-6,
-// far below fp16 rounding; saturates correctly: v -> -inf gives 0). The exact fp32 path keeps expf.
-template <bool FAST> __device__ __forceinline__ float conv_act(float v, int act, float alpha, float beta) {
-  if (FAST && act == KILN_ACT_SILU) return __fdividef(v, 1.f + __expf(-v));
-  if (FAST && act == KILN_ACT_SIGMOID) return __fdividef(1.f, 1.f + __expf(-v));
-  return kiln_cuda_act(v, act, alpha, beta);
-}
-
-template <typename OutT, bool FAST = false>
-__device__ __forceinline__ void conv_store(const ConvP &p, const float *bias, const OutT *res, OutT *y, int m,
-                                           int oc, float v) {
-  v += bias[oc];
-  float r = 0.f;
-  if (p.has_res) r = kiln_ld(res + (long long)m * p.res_ps + oc);
-  if (p.res_before) v += r;
-  v = conv_act<FAST>(v, p.act, p.alpha, p.beta);
-  if (!p.res_before) v += r;
-  kiln_st(y + (long long)m * p.out_ps + oc, v);
-}
-
-__device__ __forceinline__ void st2(__half *p, float a, float b) {
-  *reinterpret_cast<__half2 *>(p) = __floats2half2_rn(a, b);
-}
-__device__ __forceinline__ void st2(float *p, float a, float b) { *reinterpret_cast<float2 *>(p) = make_float2(a, b); }
-__device__ __forceinline__ float2 ld2(const __half *p) { return __half22float2(*reinterpret_cast<const __half2 *>(p)); }
-__device__ __forceinline__ float2 ld2(const float *p) { return *reinterpret_cast<const float2 *>(p); }
-
-// Channels oc and oc+1 of pixel m (oc even). p.pair says y/residual allow 2-element stores/loads.
-template <typename OutT>
-__device__ __forceinline__ void conv_store2(const ConvP &p, const float *bias, const OutT *res, OutT *y, int m,
-                                            int oc, float v0, float v1) {
-  if (oc + 1 < p.OC && p.pair) {
-    v0 += bias[oc], v1 += bias[oc + 1];
-    float2 r = make_float2(0.f, 0.f);
-    if (p.has_res) r = ld2(res + (long long)m * p.res_ps + oc);
-    if (p.res_before) v0 += r.x, v1 += r.y;
-    v0 = conv_act<true>(v0, p.act, p.alpha, p.beta), v1 = conv_act<true>(v1, p.act, p.alpha, p.beta);
-    if (!p.res_before) v0 += r.x, v1 += r.y;
-    st2(y + (long long)m * p.out_ps + oc, v0, v1);
-  } else {
-    if (oc < p.OC) conv_store<OutT, true>(p, bias, res, y, m, oc, v0);
-    if (oc + 1 < p.OC) conv_store<OutT, true>(p, bias, res, y, m, oc + 1, v1);
-  }
-}
-
-// 8 channels oc..oc+7 of pixel m (oc % 8 == 0, oc + 8 <= OC, p.vec8): bias, residual and output in
-// 16-byte accesses (fp16: one uint4, fp32: two float4).
-__device__ __forceinline__ void ld8(const __half *p, float *r) {
-  uint4 u = *reinterpret_cast<const uint4 *>(p);
-  const __half2 *h = reinterpret_cast<const __half2 *>(&u);
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    float2 f = __half22float2(h[j]);
-    r[2 * j] = f.x, r[2 * j + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void ld8(const float *p, float *r) {
-  float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
-  r[0] = a.x, r[1] = a.y, r[2] = a.z, r[3] = a.w, r[4] = b.x, r[5] = b.y, r[6] = b.z, r[7] = b.w;
-}
-__device__ __forceinline__ void st8(__half *p, const float *v) {
-  uint4 u;
-  __half2 *h = reinterpret_cast<__half2 *>(&u);
-#pragma unroll
-  for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
-  *reinterpret_cast<uint4 *>(p) = u;
-}
-__device__ __forceinline__ void st8(float *p, const float *v) {
-  *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  *reinterpret_cast<float4 *>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
-}
-template <typename OutT>
-__device__ __forceinline__ void conv_store8(const ConvP &p, const float *bias, const OutT *res, OutT *y, int m,
-                                            int oc, float *v) {
-  float b[8], r[8];
-  ld8(bias + oc, b);
-  if (p.has_res) ld8(res + (long long)m * p.res_ps + oc, r);
-  else {
-#pragma unroll
-    for (int j = 0; j < 8; j++) r[j] = 0.f;
-  }
-#pragma unroll
-  for (int j = 0; j < 8; j++) {
-    float t = v[j] + b[j];
-    if (p.res_before) t += r[j];
-    t = conv_act<true>(t, p.act, p.alpha, p.beta);
-    if (!p.res_before) t += r[j];
-    v[j] = t;
-  }
-  st8(y + (long long)m * p.out_ps + oc, v);
-}
-
-// Staged epilogue row stride (floats): BN + 8 makes the fragment float2 writes of a half warp hit 32
-// distinct banks.
-template <int BM, int BN> constexpr int stage_out_bytes() { return BM * (BN + 8) * 4; }
 
 // OUT: 0 = fp16 y, 1 = fp32 y, 2 = fp32 partial sums to ws[z][M][OC] (split-K).
 template <int BM, int BN, int WM, int WN, int ST, bool VEC, int OUT>
@@ -565,9 +434,34 @@ int smem_of(int bm, int bn, int st, int nk = 1 << 30, bool staged = true) {
 }
 
 struct Choice {
-  int tile;  // index into kTiles, -1: gather kernel
+  int tile;  // index into kTiles, -1: gather kernel (or the halo kernel when halo >= 0)
   int split; // K slices (1: no split-K)
+  int halo;  // index of the halo-tile kernel config (conv_halo_cuda.cu), -1: im2col kernel
 };
+
+// Shared memory a block may use on sm_80 / sm_90 (227 KB); the halo kernel's stages must fit.
+constexpr size_t SMEM_LIMIT = 227 * 1024;
+
+HaloGeo halo_geo(const kiln_cuda_conv_desc *d, int cfg) {
+  return halo_geometry(cfg, (int)d->out_h, (int)d->out_w, (int)d->kernel_h, (int)d->kernel_w, (int)d->stride_h,
+                       (int)d->stride_w, (int)d->dilation_h, (int)d->dilation_w);
+}
+
+// The halo kernel takes small-kernel (at most 3x3, not 1x1, stride <= 2) group-1 fp16 convs whose K
+// channel extent is a multiple of 16, when config cfg's stages fit in shared memory.
+bool halo_ok(const kiln_cuda_conv_desc *d, int cfg) {
+  if (path_of(d) != PATH_MMA || !mma_vec(d) || mma_ic(d) % 16) return false;
+  if (d->out_h <= 0 || d->out_w <= 0 || d->kernel_h <= 0 || d->kernel_w <= 0 || d->stride_h <= 0 ||
+      d->stride_w <= 0 || d->dilation_h <= 0 || d->dilation_w <= 0)
+    return false; // not a validated descriptor
+  if (d->kernel_h > 3 || d->kernel_w > 3 || d->kernel_h * d->kernel_w == 1) return false;
+  if (d->stride_h > 2 || d->stride_w > 2 || d->dilation_h > 2 || d->dilation_w > 2) return false;
+  // 32-bit offsets inside one image and inside the packed weights
+  if (d->in_h * d->in_w * in_ps_of(d) >= ((int64_t)1 << 31) ||
+      round_up(d->out_c, OC_ALIGN) * round_up(d->kernel_h * d->kernel_w * mma_ic(d), MBK) >= ((int64_t)1 << 31))
+    return false;
+  return halo_fits(cfg, halo_geo(d, cfg), (int)(d->kernel_h * d->kernel_w), (int)mma_ic(d), SMEM_LIMIT);
+}
 
 int tile_index(int bm, int bn) {
   for (int t = 0; t < NTILES; t++)
@@ -585,8 +479,27 @@ int tile_index(int bm, int bn) {
 //   256 rows where K or the 3x3 taps give enough work per block; long-K 1x1: 128x128; 3x3: 256x64 for
 //   OC 64 on large maps, 128x128 for OC > 64 with a split of 2 only where the grid is small (or OC
 //   wastes part of the 128-wide tile).
+// The halo config the heuristic uses for a layer, -1 for none. Fitted to the H100 sweep over YOLOv8n's 3x3
+// layers at batch 32 (docs/CUDA.md): the halo kernel won for OC 32 (8 warps on 128x32), for OC 64 on
+// maps of 80x80 and more, and for OC not a multiple of 64 (the P3-P5 class convs, OC 80: 128x80 with
+// 16-channel chunks); the im2col kernel kept OC 16 and OC 64 on smaller maps.
+int halo_pick(const kiln_cuda_conv_desc *d) {
+  const int64_t N = d->out_c;
+  const bool c32 = mma_ic(d) % 32 == 0, big = d->out_h * d->out_w >= 80 * 80;
+  const char *want = NULL;
+  if (N > 16 && N <= 32) want = c32 ? "conv_halo_mma.f16.128x32.w8.c32" : "conv_halo_mma.f16.128x32.w8.c16";
+  else if (N == 64 && big && d->stride_h == 1)
+    want = c32 ? "conv_halo_mma.f16.128x32.w8.c32" : "conv_halo_mma.f16.128x32.w8.c16";
+  else if (N == 64 && big) want = c32 ? "conv_halo_mma.f16.128x64.w8n.c32" : "conv_halo_mma.f16.128x64.w8n.c16";
+  else if (N > 64 && N <= 128 && N % 64) want = "conv_halo_mma.f16.128x80.w8.c16";
+  if (!want) return -1;
+  for (int cfg = 0; cfg < halo_config_count(); cfg++)
+    if (!strcmp(halo_name(cfg), want)) return halo_ok(d, cfg) ? cfg : -1;
+  return -1;
+}
+
 Choice choose(const kiln_cuda_conv_desc *d) {
-  Choice c = {-1, 1};
+  Choice c = {-1, 1, -1};
   if (path_of(d) != PATH_MMA || !mma_vec(d)) return c;
   const int64_t M = d->batch * d->out_h * d->out_w, N = d->out_c;
   const int nk = (int)(round_up(d->kernel_h * d->kernel_w * mma_ic(d), MBK) / MBK);
@@ -595,6 +508,26 @@ Choice choose(const kiln_cuda_conv_desc *d) {
     c.split = kSplits[(d->tactic - 1) % NSPLITS];
     if (c.split > nk) c.split = nk;
     return c;
+  }
+  if (d->tactic > NTILES * NSPLITS) { // halo configs follow the im2col candidates (validate checked it)
+    int k = d->tactic - NTILES * NSPLITS;
+    for (int cfg = 0; cfg < halo_config_count(); cfg++)
+      if (halo_ok(d, cfg) && --k == 0) {
+        c.halo = cfg;
+        return c;
+      }
+  }
+  {
+    // Halo kernel where the grid fills the GPU at least twice (see halo_pick).
+    int cfg = halo_pick(d);
+    if (cfg >= 0) {
+      HaloGeo g = halo_geo(d, cfg);
+      int64_t blocks = d->batch * g.tiles_h * g.tiles_w * ((N + halo_config_bn(cfg) - 1) / halo_config_bn(cfg));
+      if (blocks >= 2 * 132) {
+        c.halo = cfg;
+        return c;
+      }
+    }
   }
   auto tiles = [&](int bm, int bn) { return ((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
   const int kk = (int)(d->kernel_h * d->kernel_w);
@@ -680,11 +613,14 @@ uint16_t f32_to_f16(float f) {
   return (uint16_t)(sign | h);
 }
 
+} // namespace
+
+namespace kiln_conv {
 // Kernels with more than 48 KB of dynamic shared memory need an opt-in, once per kernel and device.
 // Host-only bookkeeping (no allocation, no stream work), so it is legal during graph capture.
 // The launch size varies per layer (stages used, staged epilogue), so each kernel remembers the largest
 // size set so far and raises it when a launch needs more.
-cudaError_t ensure_smem(MmaFn fn, int bytes) {
+cudaError_t ensure_smem(const void *fn, int bytes) {
   static const void *done[256];
   static int done_bytes[256];
   static int ndone;
@@ -699,7 +635,7 @@ cudaError_t ensure_smem(MmaFn fn, int bytes) {
   return e;
 }
 
-} // namespace
+} // namespace kiln_conv
 
 extern "C" kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d) {
   if (!d) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda conv: NULL descriptor");
@@ -738,14 +674,16 @@ extern "C" kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d) {
 
 extern "C" int kiln_cuda_conv_tactic_count(const kiln_cuda_conv_desc *d) {
   if (!d || path_of(d) != PATH_MMA || !mma_vec(d)) return 0;
-  return NTILES * NSPLITS;
+  int n = NTILES * NSPLITS;
+  for (int cfg = 0; cfg < halo_config_count(); cfg++) n += halo_ok(d, cfg);
+  return n;
 }
 
 extern "C" size_t kiln_cuda_conv_packed_size(const kiln_cuda_conv_desc *d) { return layout_of(d).total; }
 
 extern "C" size_t kiln_cuda_conv_workspace_size(const kiln_cuda_conv_desc *d) {
   Choice c = choose(d);
-  if (c.tile < 0 || c.split <= 1) return 0;
+  if (c.halo >= 0 || c.tile < 0 || c.split <= 1) return 0;
   return align256((size_t)c.split * (size_t)(d->batch * d->out_h * d->out_w) * (size_t)d->out_c * sizeof(float));
 }
 
@@ -777,6 +715,7 @@ extern "C" const char *kiln_cuda_conv_kernel_name(const kiln_cuda_conv_desc *d) 
   switch (path_of(d)) {
   case PATH_MMA: {
     Choice c = choose(d);
+    if (c.halo >= 0) return halo_name(c.halo);
     if (c.tile < 0) return "conv_igemm_mma.f16.64x64x32.s3.gather";
     int s = 0;
     while (s < NSPLITS - 1 && kSplits[s] != c.split) s++;
@@ -814,6 +753,7 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
   /* The staged epilogue pays off where the grid fills the GPU (batch 32: -22% conv time); on small grids
    * (batch 1) its extra shared-memory pass cost more than it saved: YOLOv8n at batch 1 measured 0.532 ms
    * with it everywhere and 0.511 ms with it only on grids of >= 132 64x64 tiles (H100, CUDA graph). */
+  const int vec8_ok = p.vec8; // the halo kernel always stages its epilogue; 16-byte stores where allowed
   if (((p.M + 63) / 64) * ((p.OC + 63) / 64) < 132) p.vec8 = 0;
   cudaStream_t s = (cudaStream_t)stream;
 
@@ -822,12 +762,18 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
     p.IC = (int)mma_ic(d);
     const __half *xh = (const __half *)x, *wh = (const __half *)packed;
     Choice c = choose(d);
-    if (c.tile >= 0 && ((uintptr_t)x & 15) != 0) c.tile = -1, c.split = 1; // unaligned base: gather
+    if ((c.tile >= 0 || c.halo >= 0) && ((uintptr_t)x & 15) != 0) c.tile = c.halo = -1, c.split = 1; // unaligned base: gather
+    p.wrows = (int)L.OCp;
+    if (c.halo >= 0) {
+      p.vec8 = vec8_ok;
+      KILN_CUDA_TRY(halo_launch(c.halo, p, halo_geo(d, c.halo), xh, wh, bias, residual, yo, f16out, s));
+      break;
+    }
     if (c.tile < 0) {
       dim3 grid((unsigned)((p.M + GATHER_BM - 1) / GATHER_BM), (unsigned)((p.OC + GATHER_BN - 1) / GATHER_BN));
       MmaFn fn = kGather[f16out ? 0 : 1];
       int sm = smem_of(GATHER_BM, GATHER_BN, GATHER_ST);
-      KILN_CUDA_TRY(ensure_smem(fn, sm));
+      KILN_CUDA_TRY(ensure_smem((const void *)fn, sm));
       fn<<<grid, 128, sm, s>>>(p, xh, wh, bias, residual, yo, NULL);
       break;
     }
@@ -838,7 +784,7 @@ extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const vo
     const int nk_all = p.Kp / MBK;
     int sm = smem_of(t.bm, t.bn, t.stages, (nk_all + S - 1) / S, S == 1);
     MmaFn fn = t.fn[S > 1 ? 2 : (f16out ? 0 : 1)];
-    KILN_CUDA_TRY(ensure_smem(fn, sm));
+    KILN_CUDA_TRY(ensure_smem((const void *)fn, sm));
     fn<<<grid, t.threads, sm, s>>>(p, xh, wh, bias, residual, yo, (float *)workspace);
     if (S > 1) {
       KILN_CUDA_LAUNCH_CHECK();
