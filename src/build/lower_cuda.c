@@ -748,6 +748,47 @@ static kiln_status lower_pointwise_gemm(cuda_lower *cl, int32_t i) {
                                    (uint64_t)kiln_node_macs(g, n));
 }
 
+/* YOLOv8's DFL: Transpose(perm 0,2,1,3) -> Softmax(axis 1) -> 1x1 Conv to one channel (constant weights)
+ * becomes one cuda.softmax_dot on the untransposed tensor [N][G][R][A]: y[N*G][A] = sum_r w[r] *
+ * softmax_r(x) (+ bias). Three memory passes (a transpose, a softmax and a skinny GEMM over 16 inputs)
+ * become one. The intermediates must have no other reader and not be graph outputs. *done = false: no match. */
+static kiln_status lower_softmax_dot(cuda_lower *cl, int32_t i, bool *done) {
+  kiln_graph *g = cl->g;
+  const kiln_node *t = &g->nodes[i];
+  *done = false;
+  const kiln_value *x = kiln_node_input(g, t, 0);
+  if (!x || x->dtype != KILN_DTYPE_FLOAT32 || x->shape.rank != 4 || t->n_outputs != 1) return NULL;
+  const int64_t *perm = NULL;
+  size_t cnt = 0;
+  if (!kiln_node_find_attr(t, "perm")) return NULL;
+  KILN_TRY(kiln_node_get_ints(t, "perm", &perm, &cnt));
+  if (cnt != 4 || perm[0] != 0 || perm[1] != 2 || perm[2] != 1 || perm[3] != 3) return NULL;
+  int32_t si = kiln_sole_consumer(g, t->outputs[0]);
+  if (si < 0 || g->nodes[si].op != KILN_OP_Softmax || cl->lc->consumed[si]) return NULL;
+  const kiln_node *sm = &g->nodes[si];
+  const kiln_reduce_params *sp = sm->params;
+  if (!sp || sp->coerce_2d || (sp->axis != 1 && sp->axis != -3)) return NULL;
+  int32_t ci = kiln_sole_consumer(g, sm->outputs[0]);
+  if (ci < 0 || g->nodes[ci].op != KILN_OP_Conv || cl->lc->consumed[ci] || !pointwise_conv(&g->nodes[ci])) return NULL;
+  const kiln_node *cv = &g->nodes[ci];
+  const kiln_value *w = kiln_node_input(g, cv, 1), *b = kiln_node_input(g, cv, 2), *y = kiln_node_output(g, cv, 0);
+  const int64_t R = x->shape.dims[2];
+  if (!w || !w->data || w->dtype != KILN_DTYPE_FLOAT32 || !y || y->shape.rank != 4 || y->shape.dims[1] != 1 ||
+      w->shape.rank != 4 || w->shape.dims[0] != 1 || w->shape.dims[1] != R || (b && (!b->data || b->dtype != KILN_DTYPE_FLOAT32)))
+    return NULL;
+  kiln_cuda_softmax_dot_params pp = {x->shape.dims[0] * x->shape.dims[1], R, x->shape.dims[3]};
+  int32_t ins[3], out;
+  int n_in = 2;
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, t->inputs[0], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[0]));
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, cv->inputs[1], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[1]));
+  if (b) KILN_TRY(kiln_cuda_lower_tensor_as(cl, cv->inputs[2], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[n_in++]));
+  KILN_TRY(kiln_cuda_lower_linear_output(cl, cv->outputs[0], &out));
+  cl->lc->consumed[si] = cl->lc->consumed[ci] = 1;
+  *done = true;
+  return kiln_cuda_lower_add_layer(cl, cv->name, "cuda.softmax_dot", "Transpose+Softmax+Conv", ins, n_in, &out, 1, &pp,
+                                   sizeof pp, 0, (uint64_t)kiln_node_macs(g, cv));
+}
+
 /* Run a builder view helper with value x's LINEAR tensor standing in for its primary one. */
 typedef kiln_status (*view_fn)(kiln_lower_ctx *, const kiln_node *, bool *);
 static kiln_status linear_view(cuda_lower *cl, const kiln_node *n, view_fn fn, bool *done) {
@@ -831,6 +872,8 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
     if (cl->spatial_concat[i]) return lower_spatial_concat(cl, i);
     return lower_concat(cl, n, KILN_LAYOUT_LINEAR);
   case KILN_OP_Transpose: {
+    KILN_TRY(lower_softmax_dot(cl, i, &done));
+    if (done) return NULL;
     const kiln_value *x = kiln_node_input(g, n, 0);
     kiln_cuda_transpose_params tp;
     memset(&tp, 0, sizeof tp);

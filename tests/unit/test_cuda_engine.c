@@ -365,10 +365,13 @@ static void test_build_structure(void **state) {
   assert_non_null(strstr(out, "cuda.conv 63"));          /* every trunk Conv, activations and residuals fused */
   assert_null(strstr(out, " ref "));                     /* no reference (CPU) layers */
   assert_null(strstr(out, "Sigmoid          cuda.eltwise       1x16")); /* SiLU inside the convs */
-  /* the head stays fp32 and LINEAR: the DFL's 1x1 conv is a GEMM, no layout round trip */
+  /* the head stays fp32 and LINEAR: the DFL (Transpose + Softmax + 1x1 conv) is one cuda.softmax_dot, no layout
+   * round trip */
   const char *dfl = strstr(out, "/model.22/dfl/conv/Conv ");
   assert_non_null(dfl);
-  assert_true(strstr(dfl, "cuda.gemm") && strstr(dfl, "cuda.gemm") < strchr(dfl, '\n'));
+  assert_true(strstr(dfl, "cuda.softmax_dot") && strstr(dfl, "cuda.softmax_dot") < strchr(dfl, '\n'));
+  assert_null(strstr(out, "cuda.transpose"));
+  assert_null(strstr(out, "cuda.softmax "));
   assert_null(strstr(out, "(to NHWC fp32)"));
   assert_non_null(strstr(out, "cuda.convert_concat 2")); /* the three scales straight into the Concats */
   free(out);

@@ -483,9 +483,42 @@ static void softmax_case(kiln_cuda_dtype dt, int outer, int axis, int inner) {
   dev_free(&dx), dev_free(&dy);
 }
 
+/* Softmax over the middle dim + dot product with w (the fused DFL): y[o][i] = sum_j w[j] softmax_j + bias.
+ * The output buffer has 5 more elements than the result; they must stay poisoned. */
+static void softmax_dot_case(kiln_cuda_dtype dt, int outer, int axis, int inner, int with_bias) {
+  size_t n = (size_t)outer * axis * inner, ny = (size_t)outer * inner;
+  float *x = rand_vec(n, dt == KILN_CUDA_F16), *w = rand_vec((size_t)axis, 0), bias = 0.37f;
+  for (size_t i = 0; i < n; i++) x[i] *= 4;
+  dbuf dx = dev_up(x, n, dt), dw = dev_up(w, (size_t)axis, KILN_CUDA_F32), db = dev_up(&bias, 1, KILN_CUDA_F32);
+  dbuf dy = dev_new(ny + 5, KILN_CUDA_F32);
+  ASSERT_OK(kiln_cuda_softmax_dot(dt, outer, axis, inner, dx.d, dw.d, with_bias ? db.d : NULL, dy.d, NULL));
+  float *y = dev_down(&dy);
+  for (int o = 0; o < outer; o++)
+    for (int in = 0; in < inner; in++) {
+      double m = -INFINITY, s = 0, d = 0;
+      for (int j = 0; j < axis; j++) m = fmax(m, x[((size_t)o * axis + j) * inner + in]);
+      for (int j = 0; j < axis; j++) {
+        double e = exp(x[((size_t)o * axis + j) * inner + in] - m);
+        s += e, d += e * w[j];
+      }
+      check_close("softmax_dot", (size_t)o * inner + in, y[(size_t)o * inner + in], d / s + (with_bias ? bias : 0), 1e-5);
+    }
+  for (size_t i = ny; i < ny + 5; i++)
+    if (!isnan(y[i])) {
+      print_error("softmax_dot wrote past its output at %zu\n", i);
+      fail();
+    }
+  free(x), free(w), free(y);
+  dev_free(&dx), dev_free(&dw), dev_free(&db), dev_free(&dy);
+}
+
 static void test_softmax(void **state) {
   (void)state;
   REQUIRE_GPU();
+  softmax_dot_case(KILN_CUDA_F32, 4, 16, 8400, 0); /* YOLOv8 DFL at batch 1 */
+  softmax_dot_case(KILN_CUDA_F32, 6, 13, 37, 1);
+  softmax_dot_case(KILN_CUDA_F16, 3, 7, 29, 1);
+  expect_error(kiln_cuda_softmax_dot(KILN_CUDA_F32, 1, 0, 1, NULL, NULL, NULL, NULL, NULL), KILN_ERR_INVALID_ARGUMENT, "bad shape");
   softmax_case(KILN_CUDA_F32, 37, 16, 1);  /* DFL-like rows */
   softmax_case(KILN_CUDA_F32, 3, 77, 1);   /* rows longer than a warp */
   softmax_case(KILN_CUDA_F32, 4, 16, 33);  /* YOLOv8 DFL: axis in the middle */

@@ -36,6 +36,12 @@ typedef struct kiln_cuda_softmax_params { /* "cuda.softmax": x viewed as [outer]
   int64_t outer, axis, inner;
 } kiln_cuda_softmax_params;
 
+/* "cuda.softmax_dot": inputs x [outer][axis][inner] (LINEAR float), w fp32 [axis], optional bias fp32 [1];
+ * output fp32 [outer][inner] = sum_j w[j] * softmax_j(x) (+ bias). */
+typedef struct kiln_cuda_softmax_dot_params {
+  int64_t outer, axis, inner;
+} kiln_cuda_softmax_dot_params;
+
 typedef struct kiln_cuda_transpose_params { /* "cuda.transpose" */
   int32_t rank, reserved;
   int32_t perm[8];

@@ -212,6 +212,25 @@ static kiln_status softmax_run(const kiln_layer_rt *L, const kiln_exec *ex) {
                            ex->ptrs[L->out[0]], ex->stream);
 }
 
+/* cuda.softmax_dot: x, w[axis], optional bias[1] -> fp32 y[outer][inner] */
+static kiln_status softmax_dot_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_softmax_dot_params), 2, 3, 1, 1));
+  const kiln_cuda_softmax_dot_params *p = L->state;
+  const kiln_tensor_rec *x = tensor(e, L->in[0]), *w = tensor(e, L->in[1]), *y = tensor(e, L->out[0]);
+  const kiln_tensor_rec *b = L->n_in > 2 ? tensor(e, L->in[2]) : NULL;
+  if (x->layout || y->layout || !is_float_t(x) || y->dtype != KILN_DTYPE_FLOAT32 || w->dtype != KILN_DTYPE_FLOAT32 ||
+      p->outer < 0 || p->axis < 1 || p->inner < 1 || p->outer * p->axis * p->inner != numel(x) ||
+      p->outer * p->inner != numel(y) || numel(w) != p->axis || (b && (b->dtype != KILN_DTYPE_FLOAT32 || numel(b) != 1)))
+    return bad_layer(L, "tensors do not match the softmax + dot product");
+  return NULL;
+}
+
+static kiln_status softmax_dot_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_softmax_dot_params *p = L->state;
+  return kiln_cuda_softmax_dot((kiln_cuda_dtype)ex->tensors[L->in[0]].dtype, p->outer, p->axis, p->inner, ex->ptrs[L->in[0]],
+                               ex->ptrs[L->in[1]], L->n_in > 2 ? ex->ptrs[L->in[2]] : NULL, ex->ptrs[L->out[0]], ex->stream);
+}
+
 static kiln_status transpose_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   KILN_TRY(take_params(L, sizeof(kiln_cuda_transpose_params), 1, 1, 1, 1));
   const kiln_cuda_transpose_params *p = L->state;
@@ -362,6 +381,7 @@ const kiln_kernel kiln_kernel_cuda_maxpool = {"cuda.maxpool", pool_prepare, free
 const kiln_kernel kiln_kernel_cuda_resize_nearest = {"cuda.resize_nearest", resize_prepare, free, resize_run};
 const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run};
 const kiln_kernel kiln_kernel_cuda_softmax = {"cuda.softmax", softmax_prepare, free, softmax_run};
+const kiln_kernel kiln_kernel_cuda_softmax_dot = {"cuda.softmax_dot", softmax_dot_prepare, free, softmax_dot_run};
 const kiln_kernel kiln_kernel_cuda_transpose = {"cuda.transpose", transpose_prepare, free, transpose_run};
 const kiln_kernel kiln_kernel_cuda_concat = {"cuda.concat", concat_prepare, free, concat_run};
 const kiln_kernel kiln_kernel_cuda_split = {"cuda.split", split_prepare, free, split_run};

@@ -180,6 +180,28 @@ __global__ void softmax_col_kernel(const T *x, T *y, long long outer, int len, l
   }
 }
 
+// Softmax over the middle dim followed by a dot product with w along it (YOLO's DFL: the expected bin
+// of a distribution), one thread per (outer, inner) column. The column's `len` values are read twice
+// (max, then exp / sums); the second read hits L1/L2. Same formula as the unfused layers: exp(x - max),
+// sum, then sum(w * e) / sum(e).
+template <typename T>
+__global__ void softmax_dot_kernel(const T *x, const float *__restrict__ w, const float *bias, float *y, long long outer,
+                                   int len, long long inner) {
+  GRID_STRIDE(i, outer * inner) {
+    long long o = i / inner, in = i - o * inner;
+    const T *xc = x + o * len * inner + in;
+    float m = -INFINITY;
+    for (int j = 0; j < len; j++) m = fmaxf(m, kiln_ld(xc + j * inner));
+    float s = 0.f, d = 0.f;
+    for (int j = 0; j < len; j++) {
+      float e = expf(kiln_ld(xc + j * inner) - m);
+      s += e;
+      d = fmaf(e, w[j], d);
+    }
+    y[i] = d / s + (bias ? *bias : 0.f);
+  }
+}
+
 bool is_float(kiln_cuda_dtype t) { return t == KILN_CUDA_F32 || t == KILN_CUDA_F16; }
 
 } // namespace
@@ -269,6 +291,22 @@ extern "C" kiln_status kiln_cuda_softmax(kiln_cuda_dtype dt, int64_t outer, int6
     else
       softmax_col_kernel<<<g, TPB, 0, s>>>((const __half *)x, (__half *)y, outer, (int)axis, inner);
   }
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_softmax_dot(kiln_cuda_dtype dt, int64_t outer, int64_t axis, int64_t inner,
+                                             const void *x, const float *w, const float *bias, float *y,
+                                             kiln_cuda_stream stream) {
+  if (!is_float(dt) || outer < 0 || axis <= 0 || inner <= 0 || axis > 0x7fffffff || !w)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda softmax_dot: bad shape");
+  if (!outer) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  unsigned g = blocks_for(outer * inner);
+  if (dt == KILN_CUDA_F32)
+    softmax_dot_kernel<<<g, TPB, 0, s>>>((const float *)x, w, bias, y, outer, (int)axis, inner);
+  else
+    softmax_dot_kernel<<<g, TPB, 0, s>>>((const __half *)x, w, bias, y, outer, (int)axis, inner);
   KILN_CUDA_LAUNCH_CHECK();
   return NULL;
 }

@@ -37,6 +37,12 @@ kiln_status kiln_cuda_resize_nearest_nhwc(kiln_cuda_dtype dt, int64_t batch, int
  * axis alone). y may equal x. */
 kiln_status kiln_cuda_softmax(kiln_cuda_dtype dt, int64_t outer, int64_t axis, int64_t inner, const void *x,
                               void *y, kiln_cuda_stream stream);
+/* y[o][i] = sum_j w[j] * softmax_j(x[o][j][i]) (+ *bias when bias is not NULL): a softmax over the middle
+ * dim of x viewed as [outer][axis][inner] and a dot product with w[axis] along it, in one pass. y fp32
+ * [outer][inner]; w (and bias) fp32 device memory. YOLOv8's DFL (Transpose + Softmax + 1x1 conv to one
+ * channel) runs as this on the untransposed head output. */
+kiln_status kiln_cuda_softmax_dot(kiln_cuda_dtype dt, int64_t outer, int64_t axis, int64_t inner, const void *x,
+                                  const float *w, const float *bias, float *y, kiln_cuda_stream stream);
 
 #ifdef __cplusplus
 }
