@@ -1,5 +1,5 @@
 /* `kiln build MODEL.onnx -o OUT.engine [--device cpu|cuda] [--fp16] [--cuda-arch CC] [--gpu N] [--threads N]
- *  [--batch N] [--verbose]` */
+ *  [--batch N] [--timingCacheFile F] [--noTacticTiming] [--verbose]` */
 #include "commands.h"
 #include "tool_util.h"
 
@@ -12,11 +12,15 @@
 
 static void usage(FILE *f) {
   fprintf(f, "usage: kiln build MODEL.onnx -o OUT.engine [--device cpu|cuda] [--fp16] [--cuda-arch CC] [--gpu N]\n"
-             "                  [--threads N] [--batch N] [--verbose]\n"
+             "                  [--threads N] [--batch N] [--timingCacheFile F] [--noTacticTiming] [--verbose]\n"
              "  builds an engine (optimize, choose kernels, plan memory, serialize) and writes it atomically\n"
              "  --device cuda   a GPU engine for the compute capability of GPU --gpu N (default 0), or of\n"
              "                  --cuda-arch CC (e.g. 90 for H100) to build without a GPU\n"
-             "  --fp16          fp16 weights and activations where safe (CUDA; accumulation stays fp32)\n");
+             "  --fp16          fp16 weights and activations where safe (CUDA; accumulation stays fp32)\n"
+             "  --timingCacheFile F   CUDA: conv tactic timings are read from F (if it exists) and new ones\n"
+             "                  added, so rebuilding the same layers on the same GPU times nothing\n"
+             "  --noTacticTiming      CUDA: keep the heuristic's conv kernels (no timing on the build GPU)\n"
+             "  --verbose       print each layer; on a GPU, each conv's chosen kernel, its time, the heuristic's\n");
 }
 
 int kiln_cmd_build(int argc, char **argv) {
@@ -45,6 +49,11 @@ int kiln_cmd_build(int argc, char **argv) {
       int b;
       if (!v || kiln_parse_int(v, 1, 1 << 20, &b)) return kiln_usage_error("build", "--batch must be a positive integer");
       cfg.batch = b;
+    } else if (kiln_flag_value(argc, argv, &i, "--timingCacheFile", &v)) {
+      if (!v || !*v) return kiln_usage_error("build", "--timingCacheFile needs a path");
+      cfg.timing_cache_path = v;
+    } else if (!strcmp(argv[i], "--noTacticTiming")) {
+      cfg.no_tactic_timing = 1;
     } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
       cfg.verbose = 1;
     } else if (argv[i][0] == '-') {

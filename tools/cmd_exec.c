@@ -8,6 +8,7 @@
  *             [--loadInputs=name:file.bin[,...]] [--dumpOutput] [--exportOutput=F.json]
  *             [--exportTimes=F.json] [--exportProfile=F.json] [--dumpProfile] [--separateProfileRun]
  *             [--useCudaGraph] [--noDataTransfers] [--useSpinWait] [--streams=N] [--threads=N] [--verbose]
+ *             [--timingCacheFile=F] [--noTacticTiming]
  *
  * Flags mean what they mean to trtexec so scripts carry over: warm up for --warmUp ms, then time at
  * least --iterations runs and at least --duration seconds. The summary lines have trtexec's names.
@@ -57,6 +58,8 @@ typedef struct shape_spec {
 
 typedef struct exec_opts {
   const char *onnx, *load_engine, *save_engine, *load_inputs, *export_output, *export_times, *export_profile;
+  const char *timing_cache; /* --timingCacheFile */
+  int no_tactic_timing;
   int iterations, warmup_ms, avg_runs, threads, verbose, dump_output, dump_profile, separate_profile;
   double duration_s;
   int64_t batch;
@@ -82,6 +85,9 @@ static void usage(FILE *f) {
           "  --device=cpu|cuda      build for this device (default cpu; a CUDA engine always runs on the GPU)\n"
           "  --gpu=N                CUDA device index (default 0; trtexec's --device=N)\n"
           "  --fp16, --int8         build precision (where the target supports it)\n"
+          "  --timingCacheFile=FILE with --onnx on a GPU: read conv tactic timings from FILE (if it exists) and\n"
+          "                         add new ones to it, so the next build does not time those layers again\n"
+          "  --noTacticTiming       with --onnx on a GPU: keep the heuristic's conv kernels (no timing)\n"
           "  --iterations=N         run at least N timed iterations (default 10; all streams together)\n"
           "  --warmUp=MS            warm up for MS milliseconds first (default 200)\n"
           "  --duration=S           run the timed loop for at least S seconds (default 3)\n"
@@ -194,6 +200,7 @@ static int parse_args(int argc, char **argv, exec_opts *o) {
     STR_FLAG("--exportOutput", export_output)
     STR_FLAG("--exportTimes", export_times)
     STR_FLAG("--exportProfile", export_profile)
+    STR_FLAG("--timingCacheFile", timing_cache)
 #undef STR_FLAG
     if (kiln_flag_value(argc, argv, &i, "--iterations", &v)) {
       if (!v || kiln_parse_int(v, 1, INT32_MAX / 2, &o->iterations)) return kiln_usage_error(CMD, "--iterations must be an integer >= 1");
@@ -236,6 +243,7 @@ static int parse_args(int argc, char **argv, exec_opts *o) {
     else if (!strcmp(a, "--useCudaGraph")) o->use_cuda_graph = 1;
     else if (!strcmp(a, "--noDataTransfers")) o->no_transfers = 1;
     else if (!strcmp(a, "--useSpinWait")) o->spin_wait = 1;
+    else if (!strcmp(a, "--noTacticTiming")) o->no_tactic_timing = 1;
     else {
       fprintf(stderr, "kiln exec: unknown flag or argument '%s'\n", a);
       usage(stderr);
@@ -243,8 +251,9 @@ static int parse_args(int argc, char **argv, exec_opts *o) {
     }
   }
   if (!!o->onnx + !!o->load_engine != 1) return kiln_usage_error(CMD, "give exactly one of --onnx=MODEL.onnx and --loadEngine=FILE");
-  if (o->load_engine && (o->save_engine || o->batch))
-    return kiln_usage_error(CMD, "--saveEngine and --batch need --onnx (an engine is already built)");
+  if (o->load_engine && (o->save_engine || o->batch || o->timing_cache || o->no_tactic_timing))
+    return kiln_usage_error(CMD, "--saveEngine, --batch, --timingCacheFile and --noTacticTiming need --onnx (an engine is "
+                                 "already built)");
   if (o->batch && o->n_shapes && o->shapes[0].dims[0] != o->batch)
     return kiln_usage_error(CMD, "--batch and the batch N of --shapes disagree");
   return -1;
@@ -366,6 +375,8 @@ static int open_engine(const exec_opts *o, kiln_engine **out, int *gpu_ready) {
   cfg.device = o->device;
   cfg.cuda_device = o->gpu;
   cfg.cuda_arch = 0; /* the GPU's own compute capability */
+  cfg.timing_cache_path = o->timing_cache;
+  cfg.no_tactic_timing = o->no_tactic_timing;
   kiln_network *net = NULL;
   st = kiln_network_load_onnx(o->onnx, &net);
   if (st) return kiln_report(CMD, st);

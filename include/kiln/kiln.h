@@ -92,7 +92,7 @@ typedef struct kiln_build_config {
   kiln_precision precision;
   int threads;                    /* threads used to time tactics; 0 = physical cores */
   int64_t batch;                  /* 0: keep the model's batch; N > 0: re-batch to N */
-  const char *timing_cache_path;  /* NULL: none (filled in by the tactic work) */
+  const char *timing_cache_path;  /* CUDA: JSON timing cache (read before, updated after the build); NULL: none */
   size_t workspace_limit;         /* bytes of scratch per context; 0 = unlimited */
   const char *const *plugin_libraries; /* .so files with plugins (plugin work) */
   int n_plugin_libraries;
@@ -100,6 +100,9 @@ typedef struct kiln_build_config {
   int cuda_device;                /* CUDA: the device to build for (its compute capability is recorded) */
   int cuda_arch;                  /* CUDA: 0 = the device's compute capability; else major*10+minor (e.g. 90)
                                    * to build without a GPU (engines load only on that capability) */
+  int no_tactic_timing;           /* CUDA: 1 = keep the built-in heuristic's conv kernels (no timing, no cache).
+                                   * 0 (default): when the build GPU is the target, time each conv layer's
+                                   * candidate kernels and keep the fastest (docs/CUDA.md, "Tactic timing") */
 } kiln_build_config;
 
 void kiln_build_config_init(kiln_build_config *cfg);

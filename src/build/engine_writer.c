@@ -177,6 +177,21 @@ kiln_status kiln_ew_add_layer(kiln_engine_writer *w, const char *name, const cha
   return NULL;
 }
 
+int32_t kiln_ew_num_layers(const kiln_engine_writer *w) { return w->n_layers; }
+
+kiln_status kiln_ew_layer_params(kiln_engine_writer *w, int32_t layer, void **params, size_t *size) {
+  if (layer < 0 || layer >= w->n_layers) return kiln_error(KILN_ERR_INTERNAL, "no layer %d", layer);
+  *params = w->params.p + w->layers[layer].params_offset;
+  *size = (size_t)w->layers[layer].params_size;
+  return NULL;
+}
+
+kiln_status kiln_ew_set_layer_workspace(kiln_engine_writer *w, int32_t layer, uint64_t workspace) {
+  if (layer < 0 || layer >= w->n_layers) return kiln_error(KILN_ERR_INTERNAL, "no layer %d", layer);
+  w->layers[layer].workspace = workspace;
+  return NULL;
+}
+
 int32_t kiln_ew_num_tensors(const kiln_engine_writer *w) { return w->n_tensors; }
 const kiln_tensor_rec *kiln_ew_tensor(const kiln_engine_writer *w, int32_t id) { return &w->tensors[id]; }
 

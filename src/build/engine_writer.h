@@ -34,6 +34,11 @@ kiln_status kiln_ew_add_binding(kiln_engine_writer *w, int32_t id, int is_input)
 kiln_status kiln_ew_add_layer(kiln_engine_writer *w, const char *name, const char *kernel, const char *op,
                               const int32_t *inputs, uint32_t n_inputs, const int32_t *outputs, uint32_t n_outputs,
                               const void *params, size_t params_size, uint64_t workspace, uint64_t macs);
+int32_t kiln_ew_num_layers(const kiln_engine_writer *w);
+/* A layer's parameter blob, for choices made after the layer was added (tactic timing runs once the whole
+ * network is lowered, so its buffers are sized for the largest layer). Valid until the next add_layer. */
+kiln_status kiln_ew_layer_params(kiln_engine_writer *w, int32_t layer, void **params, size_t *size);
+kiln_status kiln_ew_set_layer_workspace(kiln_engine_writer *w, int32_t layer, uint64_t workspace);
 int32_t kiln_ew_num_tensors(const kiln_engine_writer *w);
 const kiln_tensor_rec *kiln_ew_tensor(const kiln_engine_writer *w, int32_t id);
 

@@ -31,6 +31,7 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
 #else
 
 
+#include "build/conv_tactics.h"
 #include "build/fusion.h"
 
 #include "backend/cuda/cuda_device.h"
@@ -535,6 +536,19 @@ static kiln_status place_linear_concats(cuda_lower *cl) {
 }
 
 /* ---- NHWC layers ----------------------------------------------------------------------------------- */
+/* Byte offset mod 16 of a tensor's first element from its root buffer (ARENA roots are 64-byte aligned,
+ * bindings cudaMalloc'd): a Concat member at an odd channel offset makes the conv kernels take their
+ * narrower load/store paths, so tactic timing must see the same alignment. */
+static unsigned misalign16(cuda_lower *cl, int32_t id) {
+  uint64_t off = 0;
+  const kiln_tensor_rec *t = rec_of(cl, id);
+  for (int hops = 0; t->storage == KILN_STORAGE_VIEW && t->alias_of >= 0 && hops < 64; hops++) {
+    off += t->offset;
+    t = rec_of(cl, t->alias_of);
+  }
+  return (unsigned)(off % 16);
+}
+
 static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   kiln_graph *g = cl->g;
   const kiln_node *n = &g->nodes[i];
@@ -600,8 +614,11 @@ static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   free(packed);
   KILN_TRY(st);
   for (int k = 1; k < f.n_nodes; k++) cl->lc->consumed[f.nodes[k]] = 1;
+  int32_t layer = kiln_ew_num_layers(cl->lc->w);
   KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.conv", "Conv", ins, n_in, &out, 1, &lp, sizeof lp, kiln_cuda_conv_workspace_size(&d),
                      (uint64_t)kiln_node_macs(g, n)));
+  unsigned al[3] = {misalign16(cl, ins[0]), n_in > 1 ? misalign16(cl, ins[1]) : 0, misalign16(cl, out)};
+  KILN_TRY(kiln_conv_tuner_add(cl->tuner, layer, n->name, &d, al));
   return finish_output(cl, f.out);
 }
 
@@ -947,7 +964,7 @@ static kiln_status cuda_target(const kiln_build_config *cfg, kiln_target_rec *t)
 kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   KILN_TRY(cuda_target(lc->cfg, target));
   kiln_graph *g = lc->g;
-  cuda_lower cl = {lc, g, lc->cfg->precision == KILN_PRECISION_FP16, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+  cuda_lower cl = {lc, g, lc->cfg->precision == KILN_PRECISION_FP16, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   size_t nv = (size_t)g->n_values + 1;
   cl.kind = calloc((size_t)g->n_nodes + 1, 1);
   cl.nhwc = calloc(nv, 1);
@@ -957,8 +974,8 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   cl.spatial_concat = calloc((size_t)g->n_nodes + 1, 1);
   cl.concat_act = malloc(sizeof(int32_t) * ((size_t)g->n_nodes + 1));
   for (int32_t i = 0; cl.concat_act && i <= g->n_nodes; i++) cl.concat_act[i] = -1;
-  kiln_status st = NULL;
-  if (!cl.kind || !cl.nhwc || !cl.half || !cl.alt || !cl.io_of || !cl.spatial_concat || !cl.concat_act) st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+  kiln_status st = kiln_conv_tuner_create(lc->cfg, &cl.tuner);
+  if (!st && (!cl.kind || !cl.nhwc || !cl.half || !cl.alt || !cl.io_of || !cl.spatial_concat || !cl.concat_act)) st = kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
   for (size_t v = 0; !st && v < nv; v++) cl.alt[v] = cl.io_of[v] = -1;
   if (!st) {
     assign_layouts(&cl);
@@ -983,6 +1000,9 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
   }
   /* Graph outputs that are inputs or constants: a copy into their own binding. */
   if (!st) st = kiln_lower_output_copies(lc, "cuda.convert", NULL, 0, "", true);
+  /* Every layer is written: choose the conv kernels (timing cache, else timing on this GPU). */
+  if (!st) st = kiln_error_prefix(kiln_conv_tuner_finish(cl.tuner, lc->w), "choosing conv kernels: ");
+  kiln_conv_tuner_destroy(cl.tuner);
   free(cl.kind);
   free(cl.nhwc);
   free(cl.half);

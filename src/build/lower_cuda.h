@@ -26,6 +26,7 @@ typedef struct cuda_lower {
   int32_t *io_of;   /* per value: the IO tensor an NHWC-produced graph output is converted into, -1 */
   uint8_t *spatial_concat; /* per node: a Concat of flattened NHWC maps, lowered as one cuda.convert_concat */
   int32_t *concat_act;     /* per node: for those, the activation node fused into it, -1 */
+  struct kiln_conv_tuner *tuner; /* conv layers whose kernel is chosen by timing after lowering */
 } cuda_lower;
 
 /* The record of engine tensor `id`. */

@@ -41,6 +41,11 @@ extern "C" kiln_status kiln_cuda_current_device(int *index) {
   return NULL;
 }
 
+extern "C" kiln_status kiln_cuda_set_device(int index) {
+  KILN_CUDA_TRY(cudaSetDevice(index));
+  return NULL;
+}
+
 extern "C" kiln_status kiln_cuda_malloc(size_t nbytes, void **out) {
   *out = NULL;
   KILN_CUDA_TRY(cudaMalloc(out, nbytes ? nbytes : 256));
@@ -136,6 +141,10 @@ extern "C" kiln_status kiln_cuda_event_create(void **out) {
   cudaEvent_t ev;
   KILN_CUDA_TRY(cudaEventCreate(&ev));
   *out = (void *)ev;
+  return NULL;
+}
+extern "C" kiln_status kiln_cuda_event_sync(void *ev) {
+  KILN_CUDA_TRY(cudaEventSynchronize((cudaEvent_t)ev));
   return NULL;
 }
 extern "C" void kiln_cuda_event_destroy(void *ev) {

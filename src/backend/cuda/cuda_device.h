@@ -26,6 +26,9 @@ int kiln_cuda_device_count(void);
 kiln_status kiln_cuda_device_query(int index, kiln_cuda_device_info *out);
 /* The calling thread's current device (cudaGetDevice). */
 kiln_status kiln_cuda_current_device(int *index);
+/* Make `index` the calling thread's current device (cudaSetDevice): the builder times tactics on the
+ * device it builds for, then restores the caller's. */
+kiln_status kiln_cuda_set_device(int index);
 
 /* Device memory (cudaMalloc: 256-byte aligned). kiln_cuda_free(NULL) is a no-op. */
 kiln_status kiln_cuda_malloc(size_t nbytes, void **out);
@@ -56,6 +59,8 @@ void kiln_cuda_graph_destroy(kiln_cuda_graph *g);
 kiln_status kiln_cuda_event_create(void **out);
 void kiln_cuda_event_destroy(void *ev);
 kiln_status kiln_cuda_event_record(void *ev, void *stream);
+/* Wait until the work before the event's last record is done (cudaEventSynchronize). */
+kiln_status kiln_cuda_event_sync(void *ev);
 /* Milliseconds between two recorded events; waits for `end` to complete. */
 kiln_status kiln_cuda_event_elapsed(void *start, void *end, float *ms);
 

@@ -17,6 +17,10 @@ kiln_status kiln_cuda_current_device(int *index) {
   *index = 0;
   return no_cuda();
 }
+kiln_status kiln_cuda_set_device(int index) {
+  (void)index;
+  return no_cuda();
+}
 kiln_status kiln_cuda_malloc(size_t nbytes, void **out) {
   (void)nbytes;
   *out = NULL;
@@ -69,6 +73,10 @@ kiln_status kiln_cuda_event_create(void **out) {
   return no_cuda();
 }
 void kiln_cuda_event_destroy(void *ev) { (void)ev; }
+kiln_status kiln_cuda_event_sync(void *ev) {
+  (void)ev;
+  return no_cuda();
+}
 kiln_status kiln_cuda_event_record(void *ev, void *stream) {
   (void)ev, (void)stream;
   return no_cuda();
