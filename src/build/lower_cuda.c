@@ -590,11 +590,23 @@ static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   d.has_residual = f.residual >= 0;
   d.epilogue = f.epi;
   uint32_t dt = half ? KILN_DTYPE_FLOAT16 : KILN_DTYPE_FLOAT32;
-  /* The stem (few input channels, fp16, straight from the network input) reads a zero-padded 8-channel
-   * copy made by the input conversion, so it takes the 16-byte-load path (in_zero_padded). */
-  bool pad8 = half && d.group == 1 && d.in_c % 8 && !cl->nhwc[n->inputs[0]] && is_graph_input(g, n->inputs[0]);
   int32_t ins[2], out;
-  KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, dt, pad8, &ins[0]));
+  /* The stem: a group-1 conv with few input channels on a LINEAR tensor (the network input) reads it in
+   * place as NCHW (conv_direct_nchw, fp32 weights and accumulation), so no conversion layer writes and
+   * re-reads an NHWC copy first. Other NHWC consumers of the value still get their own conversion. */
+  bool nchw = false;
+  if (!cl->nhwc[n->inputs[0]] && d.group == 1 && d.in_c <= 4) {
+    KILN_TRY(kiln_lower_tensor_of(cl->lc, n->inputs[0], &ins[0]));
+    const kiln_tensor_rec *xr = rec_of(cl, ins[0]);
+    d.in_dtype = (kiln_cuda_dtype)xr->dtype;
+    nchw = xr->layout == KILN_LAYOUT_LINEAR &&
+           (xr->dtype == KILN_DTYPE_FLOAT32 || xr->dtype == KILN_DTYPE_FLOAT16) && kiln_cuda_conv_nchw_supported(&d);
+    if (!nchw) d.in_dtype = (kiln_cuda_dtype)0;
+  }
+  /* Otherwise a stem (few input channels, fp16, straight from the network input) reads a zero-padded
+   * 8-channel copy made by the input conversion, so it takes the 16-byte-load path (in_zero_padded). */
+  bool pad8 = !nchw && half && d.group == 1 && d.in_c % 8 && !cl->nhwc[n->inputs[0]] && is_graph_input(g, n->inputs[0]);
+  if (!nchw) KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, dt, pad8, &ins[0]));
   int n_in = 1;
   if (f.residual >= 0) KILN_TRY(kiln_cuda_lower_tensor_as(cl, f.residual, KILN_LAYOUT_NHWC, dt, false, &ins[n_in++]));
   KILN_TRY(nhwc_output(cl, f.out, &out));
@@ -602,6 +614,7 @@ static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   d.out_pixel_stride = rec_of(cl, out)->pixel_stride;
   d.residual_pixel_stride = n_in > 1 ? rec_of(cl, ins[1])->pixel_stride : 0;
   d.in_zero_padded = pad8;
+  d.in_layout_nchw = nchw;
   KILN_TRY(kiln_cuda_conv_validate(&d));
   kiln_cuda_conv_params lp;
   memset(&lp, 0, sizeof lp);

@@ -374,6 +374,11 @@ static void test_build_structure(void **state) {
   assert_null(strstr(out, "cuda.softmax "));
   assert_null(strstr(out, "(to NHWC fp32)"));
   assert_non_null(strstr(out, "cuda.convert_concat 2")); /* the three scales straight into the Concats */
+  /* the stem reads the fp32 input binding in place (conv_direct_nchw): no conversion layer at all */
+  assert_null(strstr(out, "cuda.convert "));
+  const char *stem = strstr(out, "/model.0/conv/Conv ");
+  assert_non_null(stem);
+  assert_true(strstr(stem, "1x3x640x640(io) -> ") && strstr(stem, "1x3x640x640(io) -> ") < strchr(stem, '\n'));
   free(out);
   remove(path);
   remove(txt);

@@ -314,6 +314,125 @@ static void test_conv_f16_tactics(void **state) {
   }
 }
 
+/* The direct stem path (in_layout_nchw): LINEAR NCHW input of in_dt, fp32 weights (not rounded), NHWC
+ * output written at channel offset `off` of pixels `ops` apart, neighbours poisoned. vec: offset 8 and a
+ * pixel stride that is a multiple of 8 (16-byte stores); else offset 3, stride oc + 5 (scalar stores). */
+static void run_conv_nchw_case(const conv_case *c, kiln_cuda_dtype in_dt, kiln_cuda_dtype compute, kiln_cuda_dtype out_dt,
+                               kiln_epilogue ep, int with_res, int vec) {
+  int oh = (c->ih + 2 * c->pad - c->dil * (c->kh - 1) - 1) / c->s + 1;
+  int ow = (c->iw + 2 * c->pad - c->dil * (c->kw - 1) - 1) / c->s + 1;
+  const int off = vec ? 8 : 3, ops = vec ? (c->oc + 7) / 8 * 8 + 16 : c->oc + 5;
+  size_t nx = (size_t)c->n * c->ic * c->ih * c->iw, nw = (size_t)c->oc * c->ic * c->kh * c->kw;
+  size_t npix = (size_t)c->n * oh * ow;
+  float *x = rand_vec(nx, in_dt == KILN_CUDA_F16), *w = rand_vec(nw, 0), *bias = rand_vec((size_t)c->oc, 0);
+  float *res = rand_vec(npix * c->oc, out_dt == KILN_CUDA_F16);
+
+  kiln_cuda_conv_desc d;
+  memset(&d, 0, sizeof d);
+  d.batch = c->n, d.in_c = c->ic, d.in_h = c->ih, d.in_w = c->iw, d.out_c = c->oc, d.out_h = oh, d.out_w = ow;
+  d.kernel_h = c->kh, d.kernel_w = c->kw, d.stride_h = d.stride_w = c->s, d.pad_top = d.pad_left = c->pad;
+  d.dilation_h = d.dilation_w = c->dil, d.group = 1;
+  d.out_pixel_stride = ops, d.out_c_offset = off;
+  d.compute = compute, d.out_dtype = out_dt, d.has_bias = 1, d.has_residual = with_res, d.epilogue = ep;
+  d.in_layout_nchw = 1, d.in_dtype = in_dt;
+  assert_true(kiln_cuda_conv_nchw_supported(&d));
+  ASSERT_OK(kiln_cuda_conv_validate(&d));
+  assert_int_equal(kiln_cuda_conv_tactic_count(&d), 0);
+  assert_int_equal(kiln_cuda_conv_workspace_size(&d), 0);
+  size_t psz = kiln_cuda_conv_packed_size(&d);
+  assert_int_equal(psz % 256, 0);
+  void *blob = malloc(psz), *dblob;
+  ASSERT_OK(kiln_cuda_conv_pack(&d, w, bias, blob));
+  assert_int_equal(cudaMalloc(&dblob, psz), cudaSuccess);
+  assert_int_equal(cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice), cudaSuccess);
+  dbuf dx = dev_up(x, nx, in_dt), dres = dev_up(res, npix * c->oc, out_dt), dy = dev_new(npix * ops, out_dt);
+  ASSERT_OK(kiln_cuda_conv_run(&d, dblob, dx.d, with_res ? dres.d : NULL, dy.d, NULL, NULL));
+  float *y = dev_down(&dy);
+
+  double tol = compute == KILN_CUDA_F32 ? 1e-4 : (out_dt == KILN_CUDA_F16 ? 1e-2 : 5e-3);
+  char what[200];
+  snprintf(what, sizeof what, "conv %s in%s n%d ic%d %dx%d oc%d k%dx%d s%d p%d d%d act%d res%d vec%d",
+           kiln_cuda_conv_kernel_name(&d), in_dt == KILN_CUDA_F16 ? "f16" : "f32", c->n, c->ic, c->ih, c->iw, c->oc,
+           c->kh, c->kw, c->s, c->pad, c->dil, (int)ep.act, with_res, vec);
+  for (int b = 0; b < c->n; b++)
+    for (int y0 = 0; y0 < oh; y0++)
+      for (int x0 = 0; x0 < ow; x0++) {
+        size_t pix = ((size_t)b * oh + y0) * ow + x0;
+        for (int o = 0; o < ops; o++) {
+          float got = y[pix * ops + o];
+          int oc = o - off;
+          if (oc < 0 || oc >= c->oc) { /* outside this conv's channels: must stay poisoned */
+            if (!isnan(got)) {
+              print_error("%s: wrote outside its channels at pixel %zu channel %d\n", what, pix, o);
+              fail();
+            }
+            continue;
+          }
+          double acc = bias[oc];
+          for (int ci = 0; ci < c->ic; ci++)
+            for (int kh = 0; kh < c->kh; kh++)
+              for (int kw = 0; kw < c->kw; kw++) {
+                int ih = y0 * c->s - c->pad + kh * c->dil, iw = x0 * c->s - c->pad + kw * c->dil;
+                if (ih < 0 || ih >= c->ih || iw < 0 || iw >= c->iw) continue;
+                acc += (double)x[(((size_t)b * c->ic + ci) * c->ih + ih) * c->iw + iw] *
+                       w[(((size_t)oc * c->ic + ci) * c->kh + kh) * c->kw + kw];
+              }
+          double r = with_res ? res[pix * c->oc + oc] : 0;
+          if (ep.residual_before_act) acc += r;
+          acc = act_ref(acc, ep);
+          if (!ep.residual_before_act) acc += r;
+          check_close(what, pix * ops + o, got, acc, tol);
+        }
+      }
+  free(y), free(x), free(w), free(bias), free(res), free(blob);
+  cudaFree(dblob);
+  dev_free(&dx), dev_free(&dres), dev_free(&dy);
+}
+
+static void test_conv_nchw(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const conv_case cases[] = {
+      {2, 3, 17, 19, 16, 3, 3, 2, 1, 1, 1},  /* the YOLO stem's shape class (3x3 s2 kernel), odd sizes */
+      {2, 3, 37, 70, 16, 3, 3, 2, 1, 1, 1},  /* two column tiles, a partial row tile */
+      {1, 1, 9, 11, 5, 3, 3, 1, 1, 1, 1},    /* IC 1, OC 5: the 8-channel block with a tail */
+      {2, 4, 13, 12, 40, 5, 5, 1, 2, 1, 1},  /* IC 4, 5x5, three OC blocks, the last one partial */
+      {1, 2, 21, 23, 24, 7, 7, 2, 3, 1, 1},  /* 7x7 stride 2 */
+      {2, 3, 15, 14, 64, 3, 3, 1, 2, 2, 1},  /* dilation 2 (generic kernel), OC 64 */
+      {1, 3, 10, 9, 16, 3, 3, 1, 1, 1, 1},   /* 3x3 stride 1 (unrolled kernel) */
+      {1, 4, 8, 40, 8, 3, 3, 3, 0, 1, 1},    /* stride 3, no padding, OC 8 */
+  };
+  kiln_epilogue eps[4] = {{KILN_ACT_SILU, 0, 0, 0}, {KILN_ACT_RELU, 0, 0, 1}, {KILN_ACT_LEAKY_RELU, 0.1f, 0, 0},
+                          {KILN_ACT_SIGMOID, 0, 0, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const conv_case *c = &cases[i];
+    int e = (int)(i % 4);
+    /* fp16 engine: fp32 input, fp16 out; fp32 engine: exact; fp16 input; fp32 out of fp16 compute */
+    run_conv_nchw_case(c, KILN_CUDA_F32, KILN_CUDA_F16, KILN_CUDA_F16, eps[0], 0, 0);
+    run_conv_nchw_case(c, KILN_CUDA_F32, KILN_CUDA_F16, KILN_CUDA_F16, eps[e], 1, 1);
+    run_conv_nchw_case(c, KILN_CUDA_F32, KILN_CUDA_F32, KILN_CUDA_F32, eps[e], e % 2, 0);
+    run_conv_nchw_case(c, KILN_CUDA_F32, KILN_CUDA_F32, KILN_CUDA_F32, eps[(e + 1) % 4], 1, 1);
+    run_conv_nchw_case(c, KILN_CUDA_F16, KILN_CUDA_F16, KILN_CUDA_F16, eps[(e + 2) % 4], 1, 0);
+    run_conv_nchw_case(c, KILN_CUDA_F16, KILN_CUDA_F16, KILN_CUDA_F32, eps[(e + 3) % 4], 0, 1);
+  }
+  /* what the path refuses */
+  kiln_cuda_conv_desc d;
+  memset(&d, 0, sizeof d);
+  d.batch = 1, d.in_c = 5, d.in_h = d.in_w = 8, d.out_c = 4, d.out_h = d.out_w = 8, d.kernel_h = d.kernel_w = 3;
+  d.pad_top = d.pad_left = 1, d.stride_h = d.stride_w = d.dilation_h = d.dilation_w = 1, d.group = 1;
+  d.compute = d.out_dtype = KILN_CUDA_F32, d.in_layout_nchw = 1;
+  assert_false(kiln_cuda_conv_nchw_supported(&d));
+  expect_error(kiln_cuda_conv_validate(&d), KILN_ERR_UNSUPPORTED, "at most 4 input");
+  d.in_c = 3;
+  ASSERT_OK(kiln_cuda_conv_validate(&d));
+  d.in_pixel_stride = 8;
+  expect_error(kiln_cuda_conv_validate(&d), KILN_ERR_SHAPE, "pixel stride");
+  d.in_pixel_stride = 0, d.kernel_h = d.kernel_w = 41, d.pad_top = d.pad_left = 20;
+  expect_error(kiln_cuda_conv_validate(&d), KILN_ERR_UNSUPPORTED, "shared memory");
+  d.kernel_h = d.kernel_w = 3, d.pad_top = d.pad_left = 1, d.in_layout_nchw = 0, d.in_dtype = KILN_CUDA_F16;
+  expect_error(kiln_cuda_conv_validate(&d), KILN_ERR_UNSUPPORTED, "in_layout_nchw");
+}
+
 static void test_conv_validate(void **state) {
   (void)state;
   REQUIRE_GPU();
@@ -724,6 +843,89 @@ static float time_conv(const kiln_cuda_conv_desc *d, const void *blob, const voi
   return ms / iters;
 }
 
+/* The old route's input conversion before the stem (fp32 NCHW -> fp16 NHWC, 8-channel pixels), timed like
+ * time_conv, so the stem row can show conversion + conv against the direct NCHW stem. */
+static float time_convert(const void *x, void *y, int64_t n, int64_t c, int64_t hw, int iters) {
+  cudaEvent_t e0, e1;
+  cudaStream_t s;
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  cudaEventCreate(&e0), cudaEventCreate(&e1);
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+  for (int i = 0; i < iters; i++)
+    kiln_status_destroy(kiln_cuda_nchw_to_nhwc_padded(x, KILN_CUDA_F32, y, KILN_CUDA_F16, n, c, hw, 8, s));
+  cudaStreamEndCapture(s, &g);
+  cudaGraphInstantiate(&ge, g, 0);
+  cudaGraphLaunch(ge, s);
+  cudaEventRecord(e0, s);
+  cudaGraphLaunch(ge, s);
+  cudaEventRecord(e1, s);
+  cudaEventSynchronize(e1);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, e0, e1);
+  cudaGraphExecDestroy(ge), cudaGraphDestroy(g);
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  cudaStreamDestroy(s);
+  return ms / iters;
+}
+
+/* The stem as engines now run it: the direct NCHW kernel reading the fp32 network input (fp16 out for fp16
+ * engines, fp32 for fp32 engines), printed as an extra "nchw" row under the stem, with the old route's
+ * input conversion time; the totals keep the old route so they compare with earlier tables. */
+static int bench_stem_nchw(const bench_shape *b, int batch) {
+  int pad = b->k / 2, oh = (b->h + 2 * pad - b->k) / b->s + 1, ow = (b->w + 2 * pad - b->k) / b->s + 1;
+  double flops = 2.0 * batch * oh * ow * b->oc * (double)b->ic * b->k * b->k;
+  size_t nx = (size_t)batch * b->ic * b->h * b->w, ny = (size_t)batch * oh * ow * b->oc;
+  size_t nw = (size_t)b->oc * b->ic * b->k * b->k;
+  float *w = rand_vec(nw, 0), *bias = rand_vec((size_t)b->oc, 0);
+  void *dx, *dy, *dpad;
+  cudaMalloc(&dx, nx * 4), cudaMalloc(&dy, ny * 4), cudaMalloc(&dpad, (size_t)batch * b->h * b->w * 8 * 2);
+  cudaMemset(dx, 0x11, nx * 4);
+  int iters = flops * 20 > 1e12 ? 20 : 100;
+  float t[2];
+  const char *kname = "";
+  for (int p = 0; p < 2; p++) {
+    kiln_cuda_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.batch = batch, d.in_c = b->ic, d.in_h = b->h, d.in_w = b->w, d.out_c = b->oc, d.out_h = oh, d.out_w = ow;
+    d.kernel_h = d.kernel_w = b->k, d.stride_h = d.stride_w = b->s, d.pad_top = d.pad_left = pad;
+    d.dilation_h = d.dilation_w = 1, d.group = 1;
+    d.compute = d.out_dtype = p ? KILN_CUDA_F32 : KILN_CUDA_F16;
+    d.has_bias = 1, d.epilogue.act = KILN_ACT_SILU;
+    d.in_layout_nchw = 1, d.in_dtype = KILN_CUDA_F32;
+    size_t psz = kiln_cuda_conv_packed_size(&d);
+    void *blob = malloc(psz), *dblob;
+    kiln_status st = kiln_cuda_conv_pack(&d, w, bias, blob);
+    if (st) {
+      fprintf(stderr, "%s\n", kiln_status_message(st));
+      kiln_status_destroy(st);
+      return 1;
+    }
+    cudaMalloc(&dblob, psz);
+    cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice);
+    t[p] = time_conv(&d, dblob, dx, dy, NULL, iters);
+    if (!p) kname = kiln_cuda_conv_kernel_name(&d);
+    cudaFree(dblob);
+    free(blob);
+  }
+  float tc = time_convert(dx, dpad, batch, b->ic, (int64_t)b->h * b->w, iters);
+  cudaFree(dx), cudaFree(dy), cudaFree(dpad);
+  free(w), free(bias);
+  cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess) {
+    fprintf(stderr, "CUDA error: %s\n", cudaGetErrorString(e));
+    return 1;
+  }
+  double tf16 = flops / (t[0] * 1e-3) / 1e12, tf32 = flops / (t[1] * 1e-3) / 1e12;
+  printf("%-13s %3d %4d %4d %4d %2d %1d | %-38s %8.1f %7.1f %5.1f%% | %8.1f %7.1f\n", "b0 stem nchw", b->count, b->ic,
+         b->h, b->oc, b->k, b->s, kname, t[0] * 1e3, tf16, 100 * tf16 / 990, t[1] * 1e3, tf32);
+  printf("#   old route: input conversion (fp32 NCHW -> fp16 NHWC x8) %.1f us + the stem row above; "
+         "the NCHW stem replaces both (fp32 input %.1f MB, fp16 output %.1f MB)\n",
+         tc * 1e3, nx * 4 / 1e6, ny * 2 / 1e6);
+  return 0;
+}
+
 /* KILN_BENCH_TACTICS=1: also time every fp16 candidate (d.tactic) per layer and print the best one, so
  * one GPU run shows how far the built-in heuristic is from the per-layer optimum. The stem runs as the
  * engine will feed it: NHWC with pixel stride 8, channels 3..7 zero (in_zero_padded). */
@@ -821,6 +1023,7 @@ static int bench(int batch) {
     if (sweep) printf(" | %-38s %8.1f", bestname, tbest * 1e3);
     printf("\n");
     tot16 += b->count * t[0], tot32 += b->count * t[1], totbest += b->count * tbest, flops_all += b->count * flops;
+    if (b->ic <= 4 && bench_stem_nchw(b, batch)) return 1;
   }
   printf("# all %d-image yolov8n convs (weighted by count): fp16 %.3f ms (%.1f TFLOP/s), fp32 %.3f ms (%.1f TFLOP/s),"
          " %.2f GFLOP\n",
@@ -834,7 +1037,7 @@ static int bench(int batch) {
 #define GPU_TESTS                                                                                    \
   cmocka_unit_test(test_conv_validate), cmocka_unit_test(test_conv_f16_out_f16),                     \
       cmocka_unit_test(test_conv_f16_out_f32), cmocka_unit_test(test_conv_f32_exact),                \
-      cmocka_unit_test(test_conv_f16_tactics),                                                        \
+      cmocka_unit_test(test_conv_f16_tactics), cmocka_unit_test(test_conv_nchw),                      \
       cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_resize),  \
       cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
       cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy)

@@ -1,6 +1,7 @@
 // 2-D convolution kernels (NHWC) for the CUDA backend; see conv_cuda.h for the API and the paths.
 #include "backend/cuda/conv_cuda.h"
 #include "backend/cuda/conv_halo_cuda.h"
+#include "backend/cuda/conv_stem_cuda.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -384,12 +385,13 @@ __global__ void conv_direct_kernel(ConvP p, const InT *__restrict__ x, const flo
 }
 
 // ---- host side -----------------------------------------------------------------------------------
-enum Path { PATH_MMA, PATH_FMA, PATH_DIRECT };
+enum Path { PATH_MMA, PATH_FMA, PATH_DIRECT, PATH_NCHW };
 
 size_t align256(size_t v) { return (v + 255) & ~(size_t)255; }
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 Path path_of(const kiln_cuda_conv_desc *d) {
+  if (d->in_layout_nchw) return PATH_NCHW; // conv_stem_cuda.cu: the API functions below hand it over
   if (d->group != 1) return PATH_DIRECT;
   return d->compute == KILN_CUDA_F16 ? PATH_MMA : PATH_FMA;
 }
@@ -669,7 +671,7 @@ extern "C" kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d) {
       d->kernel_h * d->kernel_w * (d->in_c + 8) > lim || d->out_c > lim / 4 ||
       (d->kernel_h * d->dilation_h + 1) * d->in_w * (d->in_pixel_stride ? d->in_pixel_stride : d->in_c) > lim)
     return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: tensor too large for 32-bit indexing");
-  return NULL;
+  return kiln_cuda_conv_nchw_check(d); // in_layout_nchw / in_dtype rules
 }
 
 extern "C" int kiln_cuda_conv_tactic_count(const kiln_cuda_conv_desc *d) {
@@ -679,7 +681,9 @@ extern "C" int kiln_cuda_conv_tactic_count(const kiln_cuda_conv_desc *d) {
   return n;
 }
 
-extern "C" size_t kiln_cuda_conv_packed_size(const kiln_cuda_conv_desc *d) { return layout_of(d).total; }
+extern "C" size_t kiln_cuda_conv_packed_size(const kiln_cuda_conv_desc *d) {
+  return path_of(d) == PATH_NCHW ? kiln_cuda_conv_nchw_packed_size(d) : layout_of(d).total;
+}
 
 extern "C" size_t kiln_cuda_conv_workspace_size(const kiln_cuda_conv_desc *d) {
   Choice c = choose(d);
@@ -690,6 +694,10 @@ extern "C" size_t kiln_cuda_conv_workspace_size(const kiln_cuda_conv_desc *d) {
 extern "C" kiln_status kiln_cuda_conv_pack(const kiln_cuda_conv_desc *d, const float *weights, const float *bias,
                                            void *packed) {
   KILN_TRY(kiln_cuda_conv_validate(d));
+  if (path_of(d) == PATH_NCHW) {
+    kiln_cuda_conv_nchw_pack(d, weights, bias, packed);
+    return NULL;
+  }
   Layout L = layout_of(d);
   memset(packed, 0, L.total); // padding rows/columns must be zeros: they take part in the GEMM
   const int64_t icg = d->in_c / d->group, KH = d->kernel_h, KW = d->kernel_w;
@@ -722,6 +730,7 @@ extern "C" const char *kiln_cuda_conv_kernel_name(const kiln_cuda_conv_desc *d) 
     return kTiles[c.tile].names[s];
   }
   case PATH_FMA: return "conv_igemm_fma.f32";
+  case PATH_NCHW: return kiln_cuda_conv_nchw_name(d);
   default: return d->compute == KILN_CUDA_F16 ? "conv_direct.f16" : "conv_direct.f32";
   }
 }
@@ -729,6 +738,7 @@ extern "C" const char *kiln_cuda_conv_kernel_name(const kiln_cuda_conv_desc *d) 
 extern "C" kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
                                           const void *residual, void *y, void *workspace,
                                           kiln_cuda_stream stream) {
+  if (path_of(d) == PATH_NCHW) return kiln_cuda_conv_nchw_run(d, packed, x, residual, y, stream);
   Layout L = layout_of(d);
   ConvP p;
   p.N = (int)d->batch, p.IC = (int)d->in_c, p.IH = (int)d->in_h, p.IW = (int)d->in_w;

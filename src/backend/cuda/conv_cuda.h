@@ -19,6 +19,8 @@
  *   - "conv_igemm_mma.f16.64x64x32.s3.gather": the same for IC % 8 != 0: a scalar gather of A.
  *   - "conv_igemm_fma.f32": group 1, fp32 everywhere, plain FMA (no TF32): the exact path of fp32 engines.
  *   - "conv_direct.{f16,f32}": any group (depthwise, grouped): one thread per output, fp32 accumulation.
+ *   - "conv_direct_nchw.{f16,f32}" (in_layout_nchw): group 1, in_c <= 4, LINEAR NCHW input (fp32/fp16),
+ *     fp32 weights and accumulation; the first layer reading the network input (conv_stem_cuda.cu).
  * Every path fuses the epilogue: + bias, residual add (before or after the activation, per kiln_epilogue),
  * activation (kiln_act), and the store at a channel offset / with a channel stride into a wider tensor
  * (a Concat buffer written in place).
@@ -61,9 +63,20 @@ typedef struct kiln_cuda_conv_desc {
    * force that candidate (for tactic timing by the builder and for tests). The packed blob does not depend
    * on it; workspace_size and kernel_name do. */
   int tactic;
+  /* 1: x is a LINEAR NCHW tensor [batch][in_c][in_h][in_w] of in_dtype (no pixel stride, no padding), read
+   * in place by the direct stem kernel "conv_direct_nchw.{f16,f32}" (group 1, in_c <= 4; check with
+   * kiln_cuda_conv_nchw_supported): the network input feeds the first conv without a conversion layer.
+   * That path keeps weights and accumulation fp32 whatever `compute` is; compute F16 only lets out_dtype be
+   * fp16 (fp16 engines: fp32 input, fp32 accumulation, one rounding at the store). The blob depends on it. */
+  int in_layout_nchw;
+  kiln_cuda_dtype in_dtype; /* with in_layout_nchw: KILN_CUDA_F32 or F16; 0 means `compute` */
 } kiln_cuda_conv_desc;
 
 kiln_status kiln_cuda_conv_validate(const kiln_cuda_conv_desc *d);
+
+/* Whether d, with in_layout_nchw set (and no input pixel stride / padding), is a valid descriptor: group 1,
+ * in_c <= 4, a window whose input tile fits in 48 KB of shared memory. For the lowering's choice. */
+int kiln_cuda_conv_nchw_supported(const kiln_cuda_conv_desc *d);
 
 /* Bytes of the packed blob (weights in the path's layout + fp32 bias), a multiple of 256. The blob holds
  * numbers only (no pointers) and depends on the shapes and d->compute only, not on the device. */
@@ -84,8 +97,8 @@ size_t kiln_cuda_conv_workspace_size(const kiln_cuda_conv_desc *d);
 int kiln_cuda_conv_tactic_count(const kiln_cuda_conv_desc *d);
 
 /* y = epilogue(conv(x, packed)) on `stream`, asynchronously. packed: device copy of the blob, 256-byte
- * aligned. x/y/residual: device NHWC. y must not overlap x; it may alias residual exactly. Allocates
- * nothing, synchronizes nothing; returns an error only for launch failures. */
+ * aligned. x/y/residual: device NHWC (x NCHW with in_layout_nchw). y must not overlap x; it may alias
+ * residual exactly. Allocates nothing, synchronizes nothing; returns an error only for launch failures. */
 kiln_status kiln_cuda_conv_run(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
                                const void *residual, void *y, void *workspace, kiln_cuda_stream stream);
 

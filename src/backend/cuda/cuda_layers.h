@@ -2,8 +2,10 @@
  * The CUDA engine's layer kernels ("cuda.*" in engine files): their parameter records, shared by the
  * lowering (src/build/lower_cuda.c), which writes them, and kernels_cuda.c, which validates them at load
  * and runs them. Most shapes, dtypes, layouts and pixel strides come from the layers' tensor records, so
- * the parameters hold only what the records cannot say. Records are plain structs with explicit padding;
- * changing one means a new kernel name (kernel_registry.c).
+ * the parameters hold only what the records cannot say. Records are plain structs with explicit padding.
+ * Each kernel's prepare checks its record's size, so a record that grows (cuda.conv did, with the desc's
+ * in_layout_nchw / in_dtype) makes older engines refused ("rebuild the engine"); a change that keeps the
+ * size but changes the meaning needs a new kernel name (kernel_registry.c).
  */
 #ifndef KILN_BACKEND_CUDA_LAYERS_H
 #define KILN_BACKEND_CUDA_LAYERS_H

@@ -72,14 +72,20 @@ typedef struct conv_state {
 
 static kiln_status conv_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   kiln_cuda_conv_params p;
-  if (L->params_size != sizeof p || L->n_in < 1 || L->n_in > 2 || L->n_out != 1 || L->in[0] < 0 || L->out[0] < 0 ||
+  /* the record grew with in_layout_nchw / in_dtype: an engine of an older kiln is refused by its size */
+  if (L->params_size != sizeof p)
+    return kiln_error(KILN_ERR_PARSE, "invalid engine file: layer '%s' (cuda.conv): parameters of %zu bytes, this kiln "
+                      "reads %zu (built by another kiln version?): rebuild the engine", L->name, L->params_size, sizeof p);
+  if (L->n_in < 1 || L->n_in > 2 || L->n_out != 1 || L->in[0] < 0 || L->out[0] < 0 ||
       (L->n_in == 2 && L->in[1] < 0))
     return bad_layer(L, "malformed parameters");
   memcpy(&p, L->params, sizeof p);
   kiln_cuda_conv_desc *d = &p.desc;
   const kiln_tensor_rec *x = tensor(e, L->in[0]), *y = tensor(e, L->out[0]), *r = L->n_in == 2 ? tensor(e, L->in[1]) : NULL;
-  kiln_cuda_dtype xt = d->compute, yt = d->out_dtype;
-  if (x->layout != KILN_LAYOUT_NHWC || y->layout != KILN_LAYOUT_NHWC || (r && r->layout != KILN_LAYOUT_NHWC) ||
+  /* the stem path (in_layout_nchw) reads the LINEAR network input in place */
+  kiln_cuda_dtype xt = d->in_layout_nchw && d->in_dtype ? d->in_dtype : d->compute, yt = d->out_dtype;
+  if (x->layout != (d->in_layout_nchw ? KILN_LAYOUT_LINEAR : KILN_LAYOUT_NHWC) || y->layout != KILN_LAYOUT_NHWC ||
+      (r && r->layout != KILN_LAYOUT_NHWC) ||
       !dims_are(x, d->batch, d->in_c, d->in_h, d->in_w) || !dims_are(y, d->batch, d->out_c, d->out_h, d->out_w) ||
       (r && !dims_are(r, d->batch, d->out_c, d->out_h, d->out_w)) || x->dtype != (uint32_t)xt || y->dtype != (uint32_t)yt ||
       (r && r->dtype != (uint32_t)yt) || (L->n_in == 2) != (d->has_residual != 0) || d->out_c_offset != 0)

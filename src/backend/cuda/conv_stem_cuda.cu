@@ -1,0 +1,320 @@
+// Direct convolution from a LINEAR NCHW input (the network input) to NHWC: the "stem" path of
+// conv_cuda.h (desc->in_layout_nchw). See conv_stem_cuda.h for why and for the blob layout.
+#include "backend/cuda/conv_stem_cuda.h"
+#include "backend/cuda/cuda_common.cuh"
+
+#include <string.h>
+
+namespace {
+
+// Block: 32 x 4 threads over a tile of 32 output columns x 8 output rows. Thread (tx, ty) computes the
+// pixels (ty, tx) and (ty + 4, tx) for OCB output channels: each weight read from shared memory (a
+// broadcast, all lanes read the same word) feeds two pixels, the 32 lanes of a warp read 32 consecutive
+// input words (conflict-free, see the phase layout below) and store 32 consecutive NHWC pixels.
+constexpr int TX = 32, TY = 4, TROWS = 2 * TY, THREADS = TX * TY;
+constexpr int MAX_IC = 4;
+constexpr int64_t SMEM_MAX = 48 * 1024; // no opt-in needed; the YOLO stem uses ~15 KB
+
+struct StemP {
+  int N, IC, IH, IW, OC, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW;
+  int taps;              // IC * KH * KW, in (ic, kh, kw) order as packed
+  int rows_in, cw, pitch; // input tile: rows, columns per stride phase, floats per tile row
+  int cols_in, n_ocb;
+  long long out_ps, res_ps;
+  int act, has_res, res_before, vec, fast;
+  float alpha, beta;
+};
+
+struct Geo {
+  int64_t ocb, n_ocb, taps, rows_in, cols_in, cw, pitch, smem_bytes;
+  size_t bias_off, total;
+};
+
+size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+Geo geo_of(const kiln_cuda_conv_desc *d) {
+  Geo g;
+  g.ocb = d->out_c <= 8 ? 8 : 16; // 16: two 16-byte fp16 stores per pixel; 8 keeps tiny OC from wasting half
+  g.n_ocb = (d->out_c + g.ocb - 1) / g.ocb;
+  g.taps = d->in_c * d->kernel_h * d->kernel_w;
+  g.rows_in = (TROWS - 1) * d->stride_h + (d->kernel_h - 1) * d->dilation_h + 1;
+  g.cols_in = (TX - 1) * d->stride_w + (d->kernel_w - 1) * d->dilation_w + 1;
+  g.cw = (g.cols_in + d->stride_w - 1) / d->stride_w;
+  g.pitch = g.cw * d->stride_w;
+  g.smem_bytes = (g.taps * g.ocb + g.ocb + d->in_c * g.rows_in * g.pitch) * 4;
+  g.bias_off = align256((size_t)(g.n_ocb * g.taps * g.ocb) * 4);
+  g.total = align256(g.bias_off + (size_t)(g.n_ocb * g.ocb) * 4);
+  return g;
+}
+
+// Staging the input window: a plain load + shared store per element makes each warp wait out one global
+// latency per row segment (measured: the YOLO stem at batch 32 ran at 0.8 TB/s). cp.async instead puts
+// every element of the window in flight at once (4-byte copies, zero-filled outside the image; src is
+// then any valid address and is not read). fp16 inputs (2-byte elements, below cp.async's minimum) load
+// and convert in registers.
+__device__ __forceinline__ void stage(float *dst, const float *src, bool ok) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"((uint32_t)__cvta_generic_to_shared(dst)),
+               "l"(src), "r"(ok ? 4 : 0));
+}
+__device__ __forceinline__ void stage(float *dst, const __half *src, bool ok) {
+  *dst = ok ? __half2float(__ldg(src)) : 0.f;
+}
+__device__ __forceinline__ void stage16(float4 *dst, const float4 *src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((uint32_t)__cvta_generic_to_shared(dst)), "l"(src));
+}
+
+// 8 consecutive channels in 16-byte accesses (fp16: one uint4; fp32: two float4).
+__device__ __forceinline__ void ld_vec8(const __half *p, float *r) {
+  uint4 u = *reinterpret_cast<const uint4 *>(p);
+  const __half2 *h = reinterpret_cast<const __half2 *>(&u);
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    float2 f = __half22float2(h[j]);
+    r[2 * j] = f.x, r[2 * j + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void ld_vec8(const float *p, float *r) {
+  float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
+  r[0] = a.x, r[1] = a.y, r[2] = a.z, r[3] = a.w, r[4] = b.x, r[5] = b.y, r[6] = b.z, r[7] = b.w;
+}
+__device__ __forceinline__ void st_vec8(__half *p, const float *v) {
+  uint4 u;
+  __half2 *h = reinterpret_cast<__half2 *>(&u);
+#pragma unroll
+  for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
+  *reinterpret_cast<uint4 *>(p) = u;
+}
+__device__ __forceinline__ void st_vec8(float *p, const float *v) {
+  *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  *reinterpret_cast<float4 *>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
+}
+
+// fp16 engines (p.fast) take the fast exp / divide for SiLU and sigmoid, as the tensor-core path does
+// (error far below fp16 rounding); fp32 engines keep kiln_cuda_act's expf (held to 1e-4).
+__device__ __forceinline__ float stem_act(const StemP &p, float v) {
+  if (p.fast && p.act == KILN_ACT_SILU) return __fdividef(v, 1.f + __expf(-v));
+  if (p.fast && p.act == KILN_ACT_SIGMOID) return __fdividef(1.f, 1.f + __expf(-v));
+  return kiln_cuda_act(v, p.act, p.alpha, p.beta);
+}
+
+__device__ __forceinline__ float stem_epi(const StemP &p, float acc, float b, float r) {
+  float v = acc + b;
+  if (p.res_before) v += r;
+  v = stem_act(p, v);
+  if (!p.res_before) v += r;
+  return v;
+}
+
+// Channels oc0 .. oc0+OCB-1 of pixel m. y may alias res exactly (each element is read, then written,
+// by this thread), so neither is __restrict__.
+template <int OCB, typename OutT>
+__device__ __forceinline__ void store_px(const StemP &p, const float *sb, const float (&a)[OCB], const OutT *res,
+                                         OutT *y, long long m, int oc0) {
+  OutT *yp = y + m * p.out_ps + oc0;
+  const OutT *rp = p.has_res ? res + m * p.res_ps + oc0 : res; // only dereferenced with p.has_res
+  if (p.vec && oc0 + OCB <= p.OC) {
+#pragma unroll
+    for (int g = 0; g < OCB / 8; g++) {
+      float v[8], r[8];
+      if (p.has_res) ld_vec8(rp + 8 * g, r);
+      else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) r[k] = 0.f;
+      }
+#pragma unroll
+      for (int k = 0; k < 8; k++) v[k] = stem_epi(p, a[8 * g + k], sb[8 * g + k], r[k]);
+      st_vec8(yp + 8 * g, v);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < OCB; j++)
+      if (oc0 + j < p.OC) kiln_st(yp + j, stem_epi(p, a[j], sb[j], p.has_res ? kiln_ld(rp + j) : 0.f));
+  }
+}
+
+// KS: 3 = a 3x3 window with dilation 1 (unrolled), 0 = any (from p). S: the stride in both axes, 0 = any.
+template <int OCB, int KS, int S, typename InT, typename OutT>
+__global__ void __launch_bounds__(THREADS)
+    conv_nchw_kernel(const StemP p, const InT *__restrict__ x, const float *__restrict__ w,
+                     const float *__restrict__ bias, const OutT *res, OutT *y) {
+  extern __shared__ float4 smem4[];
+  float *sw = reinterpret_cast<float *>(smem4), *sb = sw + p.taps * OCB, *sx = sb + OCB;
+  const int KH = KS ? KS : p.KH, KW = KS ? KS : p.KW, DH = KS ? 1 : p.DH, DW = KS ? 1 : p.DW;
+  const int SH = S ? S : p.SH, SW = S ? S : p.SW;
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TX + tx;
+  const int n = blockIdx.z / p.n_ocb, ocb = blockIdx.z - n * p.n_ocb;
+  const int oh0 = blockIdx.y * TROWS, ow0 = blockIdx.x * TX;
+
+  // This OC block's weights (16-byte loads: the blob is 256-byte aligned and taps * OCB % 4 == 0) and bias.
+  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * p.taps * OCB);
+  for (int i = tid; i < p.taps * OCB / 4; i += THREADS) stage16(smem4 + i, wsrc + i);
+  if (tid < OCB) sb[tid] = __ldg(bias + ocb * OCB + tid);
+
+  // The input window of the tile, IC x rows_in x cols_in, zero outside the image. A warp loads one row
+  // segment at a time (consecutive addresses). Columns are stored by stride phase (col % SW, then
+  // col / SW), so for any tap the 32 lanes (output columns SW apart in the input) read consecutive words.
+  const int ih0 = oh0 * SH - p.PT, iw0 = ow0 * SW - p.PL;
+  const InT *xn = x + (long long)n * p.IC * p.IH * p.IW;
+  for (int r = ty; r < p.IC * p.rows_in; r += TY) {
+    const int c = r / p.rows_in, ih = ih0 + r - c * p.rows_in;
+    const bool rok = ih >= 0 && ih < p.IH;
+    const InT *row = xn + ((long long)c * p.IH + (rok ? ih : 0)) * p.IW;
+    float *dst = sx + r * p.pitch;
+    for (int col = tx; col < p.cols_in; col += TX) {
+      const int iw = iw0 + col;
+      const bool ok = rok && iw >= 0 && iw < p.IW;
+      stage(dst + (col % SW) * p.cw + col / SW, ok ? row + iw : row, ok);
+    }
+  }
+  asm volatile("cp.async.wait_all;\n" ::);
+  __syncthreads();
+
+  float a0[OCB], a1[OCB];
+#pragma unroll
+  for (int j = 0; j < OCB; j++) a0[j] = a1[j] = 0.f;
+  const float *x0 = sx + ty * SH * p.pitch + tx, *x1 = x0 + TY * SH * p.pitch;
+  int tap = 0;
+  for (int c = 0; c < p.IC; c++)
+#pragma unroll
+    for (int kh = 0; kh < KH; kh++) {
+      const int ro = (c * p.rows_in + kh * DH) * p.pitch;
+#pragma unroll
+      for (int kw = 0; kw < KW; kw++, tap++) {
+        const int off = kw * DW, xo = ro + (off % SW) * p.cw + off / SW;
+        const float v0 = x0[xo], v1 = x1[xo];
+        const float4 *wv = reinterpret_cast<const float4 *>(sw + tap * OCB);
+#pragma unroll
+        for (int j = 0; j < OCB / 4; j++) {
+          const float4 q = wv[j];
+          a0[4 * j] = fmaf(v0, q.x, a0[4 * j]), a1[4 * j] = fmaf(v1, q.x, a1[4 * j]);
+          a0[4 * j + 1] = fmaf(v0, q.y, a0[4 * j + 1]), a1[4 * j + 1] = fmaf(v1, q.y, a1[4 * j + 1]);
+          a0[4 * j + 2] = fmaf(v0, q.z, a0[4 * j + 2]), a1[4 * j + 2] = fmaf(v1, q.z, a1[4 * j + 2]);
+          a0[4 * j + 3] = fmaf(v0, q.w, a0[4 * j + 3]), a1[4 * j + 3] = fmaf(v1, q.w, a1[4 * j + 3]);
+        }
+      }
+    }
+
+  const int ow = ow0 + tx, oc0 = ocb * OCB;
+  if (ow >= p.OW) return;
+  const int oh_a = oh0 + ty, oh_b = oh_a + TY;
+  if (oh_a < p.OH) store_px<OCB, OutT>(p, sb, a0, res, y, ((long long)n * p.OH + oh_a) * p.OW + ow, oc0);
+  if (oh_b < p.OH) store_px<OCB, OutT>(p, sb, a1, res, y, ((long long)n * p.OH + oh_b) * p.OW + ow, oc0);
+}
+
+// 0: OC <= 8, any window; 1: 3x3 stride 2 (the YOLO stem); 2: 3x3 stride 1; 3: any window.
+int variant_of(const kiln_cuda_conv_desc *d, const Geo &g) {
+  if (g.ocb == 8) return 0;
+  if (d->kernel_h == 3 && d->kernel_w == 3 && d->dilation_h == 1 && d->dilation_w == 1 && d->stride_h == d->stride_w &&
+      (d->stride_h == 1 || d->stride_h == 2))
+    return d->stride_h == 2 ? 1 : 2;
+  return 3;
+}
+
+template <typename InT, typename OutT>
+void launch(int variant, const StemP &p, dim3 grid, int smem, cudaStream_t s, const void *x, const float *w,
+            const float *b, const void *res, void *y) {
+  const dim3 block(TX, TY);
+  const InT *xi = (const InT *)x;
+  const OutT *r = (const OutT *)res;
+  OutT *yo = (OutT *)y;
+  switch (variant) {
+  case 0: conv_nchw_kernel<8, 0, 0, InT, OutT><<<grid, block, smem, s>>>(p, xi, w, b, r, yo); break;
+  case 1: conv_nchw_kernel<16, 3, 2, InT, OutT><<<grid, block, smem, s>>>(p, xi, w, b, r, yo); break;
+  case 2: conv_nchw_kernel<16, 3, 1, InT, OutT><<<grid, block, smem, s>>>(p, xi, w, b, r, yo); break;
+  default: conv_nchw_kernel<16, 0, 0, InT, OutT><<<grid, block, smem, s>>>(p, xi, w, b, r, yo); break;
+  }
+}
+
+kiln_cuda_dtype in_dtype_of(const kiln_cuda_conv_desc *d) { return d->in_dtype ? d->in_dtype : d->compute; }
+
+} // namespace
+
+extern "C" kiln_status kiln_cuda_conv_nchw_check(const kiln_cuda_conv_desc *d) {
+  if (!d->in_layout_nchw) {
+    if (d->in_dtype && d->in_dtype != d->compute)
+      return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: an input type other than the compute type needs in_layout_nchw");
+    return NULL;
+  }
+  if (d->group != 1 || d->in_c > MAX_IC)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: the NCHW-input path takes group-1 convs with at most %d input "
+                      "channels (got group %lld, %lld channels)", MAX_IC, (long long)d->group, (long long)d->in_c);
+  if (d->in_pixel_stride || d->in_zero_padded)
+    return kiln_error(KILN_ERR_SHAPE, "cuda conv: an NCHW input has no pixel stride or channel padding");
+  kiln_cuda_dtype it = in_dtype_of(d);
+  if (it != KILN_CUDA_F32 && it != KILN_CUDA_F16)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: the NCHW input must be fp32 or fp16");
+  Geo g = geo_of(d);
+  if (g.smem_bytes > SMEM_MAX)
+    return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: the NCHW-input path needs %lld bytes of shared memory for this "
+                      "window (at most %lld)", (long long)g.smem_bytes, (long long)SMEM_MAX);
+  if ((d->out_h + TROWS - 1) / TROWS > 65535 || d->batch * g.n_ocb > 65535 ||
+      d->batch * d->in_c * d->in_h * d->in_w > ((int64_t)1 << 40))
+    return kiln_error(KILN_ERR_UNSUPPORTED, "cuda conv: tensor too large for the NCHW-input path's grid");
+  return NULL;
+}
+
+extern "C" int kiln_cuda_conv_nchw_supported(const kiln_cuda_conv_desc *d) {
+  if (!d) return 0;
+  kiln_cuda_conv_desc c = *d;
+  c.in_layout_nchw = 1, c.in_pixel_stride = 0, c.in_zero_padded = 0, c.tactic = 0;
+  kiln_status st = kiln_cuda_conv_validate(&c);
+  kiln_status_destroy(st);
+  return st == NULL;
+}
+
+extern "C" size_t kiln_cuda_conv_nchw_packed_size(const kiln_cuda_conv_desc *d) { return geo_of(d).total; }
+
+extern "C" void kiln_cuda_conv_nchw_pack(const kiln_cuda_conv_desc *d, const float *weights, const float *bias,
+                                         void *packed) {
+  Geo g = geo_of(d);
+  memset(packed, 0, g.total); // the padding channels of the last OC block compute zeros, never stored
+  float *wp = (float *)packed;
+  const int64_t KH = d->kernel_h, KW = d->kernel_w, IC = d->in_c;
+  for (int64_t oc = 0; oc < d->out_c; oc++)
+    for (int64_t c = 0; c < IC; c++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++) {
+          const int64_t tap = (c * KH + kh) * KW + kw;
+          wp[((oc / g.ocb) * g.taps + tap) * g.ocb + oc % g.ocb] = weights[((oc * IC + c) * KH + kh) * KW + kw];
+        }
+  if (bias && d->has_bias) memcpy((char *)packed + g.bias_off, bias, (size_t)d->out_c * sizeof(float));
+}
+
+extern "C" const char *kiln_cuda_conv_nchw_name(const kiln_cuda_conv_desc *d) {
+  return d->compute == KILN_CUDA_F16 ? "conv_direct_nchw.f16" : "conv_direct_nchw.f32";
+}
+
+extern "C" kiln_status kiln_cuda_conv_nchw_run(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
+                                               const void *residual, void *y, kiln_cuda_stream stream) {
+  const Geo g = geo_of(d);
+  StemP p;
+  p.N = (int)d->batch, p.IC = (int)d->in_c, p.IH = (int)d->in_h, p.IW = (int)d->in_w;
+  p.OC = (int)d->out_c, p.OH = (int)d->out_h, p.OW = (int)d->out_w;
+  p.KH = (int)d->kernel_h, p.KW = (int)d->kernel_w, p.SH = (int)d->stride_h, p.SW = (int)d->stride_w;
+  p.PT = (int)d->pad_top, p.PL = (int)d->pad_left, p.DH = (int)d->dilation_h, p.DW = (int)d->dilation_w;
+  p.taps = (int)g.taps, p.rows_in = (int)g.rows_in, p.cw = (int)g.cw, p.pitch = (int)g.pitch;
+  p.cols_in = (int)g.cols_in, p.n_ocb = (int)g.n_ocb;
+  p.out_ps = d->out_pixel_stride ? d->out_pixel_stride : d->out_c_offset + d->out_c;
+  p.res_ps = d->residual_pixel_stride ? d->residual_pixel_stride : d->out_c;
+  p.act = (int)d->epilogue.act, p.alpha = d->epilogue.alpha, p.beta = d->epilogue.beta;
+  p.has_res = d->has_residual && residual, p.res_before = p.has_res && d->epilogue.residual_before_act;
+  p.fast = d->compute == KILN_CUDA_F16;
+  const bool f16out = d->out_dtype == KILN_CUDA_F16;
+  const size_t osz = f16out ? 2 : 4;
+  const long long per16 = (long long)(16 / osz); // elements in 16 bytes
+  char *yo = (char *)y + d->out_c_offset * osz;
+  p.vec = p.out_ps % per16 == 0 && (uintptr_t)yo % 16 == 0 &&
+          (!p.has_res || (p.res_ps % per16 == 0 && (uintptr_t)residual % 16 == 0));
+  const float *w = (const float *)packed, *bias = (const float *)((const char *)packed + g.bias_off);
+  const dim3 grid((unsigned)((d->out_w + TX - 1) / TX), (unsigned)((d->out_h + TROWS - 1) / TROWS),
+                  (unsigned)(d->batch * g.n_ocb));
+  const int v = variant_of(d, g), smem = (int)g.smem_bytes;
+  cudaStream_t s = (cudaStream_t)stream;
+  const bool f16in = in_dtype_of(d) == KILN_CUDA_F16;
+  if (f16in && f16out) launch<__half, __half>(v, p, grid, smem, s, x, w, bias, residual, yo);
+  else if (f16in) launch<__half, float>(v, p, grid, smem, s, x, w, bias, residual, yo);
+  else if (f16out) launch<float, __half>(v, p, grid, smem, s, x, w, bias, residual, yo);
+  else launch<float, float>(v, p, grid, smem, s, x, w, bias, residual, yo);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}

@@ -1,0 +1,34 @@
+/*
+ * Internal to the CUDA conv API (conv_cuda.cu calls these when desc->in_layout_nchw is set): the direct
+ * "stem" convolution that reads a LINEAR NCHW input (fp32 or fp16) in place and writes NHWC with the usual
+ * fused epilogue. It exists so the network input needs no conversion layer before the first conv: the
+ * kernel reads the 3-channel input once (the old route read it, wrote an 8-channel padded NHWC copy, and
+ * read that again) and writes each output pixel's channels with 16-byte stores.
+ *
+ * Blob: fp32 weights [OC blocks][IC*KH*KW taps][OCB] (OCB = 8 for OC <= 8, else 16; padded channels are
+ * zero), then at a 256-byte boundary the fp32 bias [OC blocks * OCB]. fp32 accumulation on every dtype:
+ * fp32 engines stay exact, fp16 engines get fp32 input, fp32 weights and one rounding at the store.
+ */
+#ifndef KILN_BACKEND_CUDA_CONV_STEM_CUDA_H
+#define KILN_BACKEND_CUDA_CONV_STEM_CUDA_H
+
+#include "backend/cuda/conv_cuda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The in_layout_nchw / in_dtype rules on top of kiln_cuda_conv_validate's (which calls this for every
+ * descriptor: without in_layout_nchw it only checks that in_dtype is unset or equal to compute). */
+kiln_status kiln_cuda_conv_nchw_check(const kiln_cuda_conv_desc *d);
+size_t kiln_cuda_conv_nchw_packed_size(const kiln_cuda_conv_desc *d);
+/* d already validated. */
+void kiln_cuda_conv_nchw_pack(const kiln_cuda_conv_desc *d, const float *weights, const float *bias, void *packed);
+kiln_status kiln_cuda_conv_nchw_run(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
+                                    const void *residual, void *y, kiln_cuda_stream stream);
+const char *kiln_cuda_conv_nchw_name(const kiln_cuda_conv_desc *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
