@@ -30,6 +30,10 @@ static void *build_batch(kiln_precision prec, int arch, int64_t batch, size_t *s
   cfg.precision = prec;
   cfg.cuda_arch = arch;
   cfg.batch = batch;
+  /* Under compute-sanitizer (bench/gpu.sh memcheck) timing every conv tactic would take hours: the
+   * heuristic's engines exercise the same kernels. test_cuda_tactics covers the timed builds. */
+  const char *nt = getenv("KILN_TEST_NO_TACTIC_TIMING");
+  cfg.no_tactic_timing = nt && *nt && strcmp(nt, "0") != 0;
   void *img;
   ASSERT_OK(kiln_build(net, &cfg, &img, size));
   kiln_network_destroy(net);
