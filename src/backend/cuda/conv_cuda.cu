@@ -173,14 +173,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
     constexpr int SN = BN + 8, CPR = BN / 8;
     float *cs = reinterpret_cast<float *>(smem);
     __syncthreads(); // every warp is done reading the last stage
-#pragma unroll
-    for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-      for (int h = 0; h < 2; h++)
-#pragma unroll
-        for (int ni = 0; ni < NI; ni++)
-          *reinterpret_cast<float2 *>(cs + (wm + mi * 16 + g + 8 * h) * SN + wn + ni * 8 + t4 * 2) =
-              make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+    stage_acc(cs, SN, acc, wm, wn, g, t4);
     __syncthreads();
 #pragma unroll 2
     for (int idx = tid; idx < BM * CPR; idx += T) {

@@ -130,14 +130,7 @@ __global__ void __launch_bounds__(WGM *WGN * 32)
   // Staged epilogue (the stages are free now): accumulators -> smem -> 8 channels of one pixel per thread.
   constexpr int SN = BN + 8, CPR = BN / 8;
   float *cs = reinterpret_cast<float *>(smem);
-#pragma unroll
-  for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-    for (int h = 0; h < 2; h++)
-#pragma unroll
-      for (int ni = 0; ni < NI; ni++)
-        *reinterpret_cast<float2 *>(cs + (wm + mi * 16 + gq + 8 * h) * SN + wn + ni * 8 + t4 * 2) =
-            make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+  stage_acc(cs, SN, acc, wm, wn, gq, t4); // the loop's last __syncthreads ordered the stage reads
   __syncthreads();
   for (int idx = tid; idx < tile_px * CPR; idx += T) {
     const int r = idx / CPR, cc = idx - r * CPR;

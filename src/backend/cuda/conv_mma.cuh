@@ -142,5 +142,21 @@ __device__ __forceinline__ void conv_store8(const ConvP &p, const float *bias, c
 // distinct banks.
 template <int BM, int BN> constexpr int stage_out_bytes() { return BM * (BN + 8) * 4; }
 
+// The staged epilogue's first half: a warp's m16n8 accumulator fragments (rows wm + mi*16 + g (+8),
+// columns wn + ni*8 + t4*2 (+1)) into the fp32 tile cs with row stride SN. The caller synchronizes
+// before (stages still being read) and after (other threads read these rows).
+template <int MI, int NI>
+__device__ __forceinline__ void stage_acc(float *cs, int SN, const float (&acc)[MI][NI][4], int wm, int wn, int g,
+                                          int t4) {
+#pragma unroll
+  for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+      for (int ni = 0; ni < NI; ni++)
+        *reinterpret_cast<float2 *>(cs + (wm + mi * 16 + g + 8 * h) * SN + wn + ni * 8 + t4 * 2) =
+            make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+}
+
 } // namespace kiln_conv
 #endif
