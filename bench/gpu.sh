@@ -24,6 +24,7 @@
 #      dir, default build-gpu), KILN_CUDA_ARCHS (default 90), KILN_GPU_BATCHES (default "1 8 32"),
 #      KILN_GPU_SANITIZE=0 (skip memcheck), KILN_GPU_DURATION (seconds per exec run, default 2),
 #      KILN_SHARED_DIR (the data folder; default ../shared, else .gpu/shared).
+#      KILN_GPU_PACK=1 (pack every log but gpu.log/summary.txt into $OUT/logs.tar.gz).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEPS=$ROOT/.gpu/deps
@@ -289,4 +290,10 @@ for s in "${ORDER[@]}"; do
   [ "${RC[$s]}" = 0 ] || rc=1
 done
 echo "== done rc=$rc (logs in $LOG)"
+# The device tool brings back only a few files from $OUT: with KILN_GPU_PACK=1 every log but gpu.log and
+# summary.txt goes into one logs.tar.gz there.
+if [ "${KILN_GPU_PACK:-0}" = 1 ] && [ -n "${OUT:-}" ]; then
+  (cd "$OUT" && find . -type f ! -name gpu.log ! -name summary.txt ! -name logs.tar.gz -print0 |
+     tar -czf logs.tar.gz --null -T - --remove-files && find . -mindepth 1 -type d -empty -delete)
+fi
 exit $rc

@@ -48,19 +48,14 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 
 // fp16-compute epilogues use the fast exp / divide intrinsics for SiLU and sigmoid (relative error ~1e-6,
 // far below fp16 rounding; saturates correctly: v -> -inf gives 0). The exact fp32 path keeps expf.
-// The rare activations through one out-of-line function: inlining kiln_cuda_act's whole switch (expf, erff,
-// tanhf) at every output element of the unrolled epilogues made the kernels' code mostly dead switch
-// arms, and the executed path was spread over more code than the instruction caches hold (ncu: "no
-// instruction" stalls; the stem kernel's SASS was almost all epilogue).
-static __device__ __noinline__ float conv_act_rare(float v, int act, float alpha, float beta) {
-  return kiln_cuda_act(v, act, alpha, beta);
-}
+// kiln_cuda_act keeps the rare activations out of line: inlined at every output of the unrolled
+// epilogues, its whole switch made the kernels' executed path overflow the instruction caches.
 template <bool FAST> __device__ __forceinline__ float conv_act(float v, int act, float alpha, float beta) {
   if (act == KILN_ACT_SILU) return FAST ? __fdividef(v, 1.f + __expf(-v)) : v / (1.f + expf(-v));
   if (act == KILN_ACT_NONE) return v;
   if (act == KILN_ACT_SIGMOID) return FAST ? __fdividef(1.f, 1.f + __expf(-v)) : 1.f / (1.f + expf(-v));
   if (act == KILN_ACT_RELU) return v > 0.f ? v : 0.f;
-  return conv_act_rare(v, act, alpha, beta);
+  return kiln_cuda_act(v, act, alpha, beta);
 }
 
 template <typename OutT, bool FAST = false>
