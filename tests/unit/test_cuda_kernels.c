@@ -18,6 +18,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/conv_cuda.h"
+#include "backend/cuda/conv_stem_cuda.h"
 #include "backend/cuda/eltwise_cuda.h"
 #include "backend/cuda/spatial_cuda.h"
 #endif
@@ -345,48 +346,56 @@ static void run_conv_nchw_case(const conv_case *c, kiln_cuda_dtype in_dt, kiln_c
   ASSERT_OK(kiln_cuda_conv_pack(&d, w, bias, blob));
   assert_int_equal(cudaMalloc(&dblob, psz), cudaSuccess);
   assert_int_equal(cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice), cudaSuccess);
-  dbuf dx = dev_up(x, nx, in_dt), dres = dev_up(res, npix * c->oc, out_dt), dy = dev_new(npix * ops, out_dt);
-  ASSERT_OK(kiln_cuda_conv_run(&d, dblob, dx.d, with_res ? dres.d : NULL, dy.d, NULL, NULL));
-  float *y = dev_down(&dy);
+  dbuf dx = dev_up(x, nx, in_dt), dres = dev_up(res, npix * c->oc, out_dt);
+  /* pass 0: the launch heuristic; pass 1: 3 row tiles per block (the double-buffered loop, a partial
+   * last group when the tile count is not a multiple of 3) */
+  for (int pass = 0; pass < 2; pass++) {
+    dbuf dy = dev_new(npix * ops, out_dt);
+    if (pass == 0) ASSERT_OK(kiln_cuda_conv_run(&d, dblob, dx.d, with_res ? dres.d : NULL, dy.d, NULL, NULL));
+    else ASSERT_OK(kiln_cuda_conv_nchw_run_tiles(&d, dblob, dx.d, with_res ? dres.d : NULL, dy.d, NULL, 3));
+    float *y = dev_down(&dy);
 
-  double tol = compute == KILN_CUDA_F32 ? 1e-4 : (out_dt == KILN_CUDA_F16 ? 1e-2 : 5e-3);
-  char what[200];
-  snprintf(what, sizeof what, "conv %s in%s n%d ic%d %dx%d oc%d k%dx%d s%d p%d d%d act%d res%d vec%d",
-           kiln_cuda_conv_kernel_name(&d), in_dt == KILN_CUDA_F16 ? "f16" : "f32", c->n, c->ic, c->ih, c->iw, c->oc,
-           c->kh, c->kw, c->s, c->pad, c->dil, (int)ep.act, with_res, vec);
-  for (int b = 0; b < c->n; b++)
-    for (int y0 = 0; y0 < oh; y0++)
-      for (int x0 = 0; x0 < ow; x0++) {
-        size_t pix = ((size_t)b * oh + y0) * ow + x0;
-        for (int o = 0; o < ops; o++) {
-          float got = y[pix * ops + o];
-          int oc = o - off;
-          if (oc < 0 || oc >= c->oc) { /* outside this conv's channels: must stay poisoned */
-            if (!isnan(got)) {
-              print_error("%s: wrote outside its channels at pixel %zu channel %d\n", what, pix, o);
-              fail();
-            }
-            continue;
-          }
-          double acc = bias[oc];
-          for (int ci = 0; ci < c->ic; ci++)
-            for (int kh = 0; kh < c->kh; kh++)
-              for (int kw = 0; kw < c->kw; kw++) {
-                int ih = y0 * c->s - c->pad + kh * c->dil, iw = x0 * c->s - c->pad + kw * c->dil;
-                if (ih < 0 || ih >= c->ih || iw < 0 || iw >= c->iw) continue;
-                acc += (double)x[(((size_t)b * c->ic + ci) * c->ih + ih) * c->iw + iw] *
-                       w[(((size_t)oc * c->ic + ci) * c->kh + kh) * c->kw + kw];
+    double tol = compute == KILN_CUDA_F32 ? 1e-4 : (out_dt == KILN_CUDA_F16 ? 1e-2 : 5e-3);
+    char what[200];
+    snprintf(what, sizeof what, "conv %s in%s n%d ic%d %dx%d oc%d k%dx%d s%d p%d d%d act%d res%d vec%d tiles%d",
+             kiln_cuda_conv_kernel_name(&d), in_dt == KILN_CUDA_F16 ? "f16" : "f32", c->n, c->ic, c->ih, c->iw, c->oc,
+             c->kh, c->kw, c->s, c->pad, c->dil, (int)ep.act, with_res, vec, pass ? 3 : 0);
+    for (int b = 0; b < c->n; b++)
+      for (int y0 = 0; y0 < oh; y0++)
+        for (int x0 = 0; x0 < ow; x0++) {
+          size_t pix = ((size_t)b * oh + y0) * ow + x0;
+          for (int o = 0; o < ops; o++) {
+            float got = y[pix * ops + o];
+            int oc = o - off;
+            if (oc < 0 || oc >= c->oc) { /* outside this conv's channels: must stay poisoned */
+              if (!isnan(got)) {
+                print_error("%s: wrote outside its channels at pixel %zu channel %d\n", what, pix, o);
+                fail();
               }
-          double r = with_res ? res[pix * c->oc + oc] : 0;
-          if (ep.residual_before_act) acc += r;
-          acc = act_ref(acc, ep);
-          if (!ep.residual_before_act) acc += r;
-          check_close(what, pix * ops + o, got, acc, tol);
+              continue;
+            }
+            double acc = bias[oc];
+            for (int ci = 0; ci < c->ic; ci++)
+              for (int kh = 0; kh < c->kh; kh++)
+                for (int kw = 0; kw < c->kw; kw++) {
+                  int ih = y0 * c->s - c->pad + kh * c->dil, iw = x0 * c->s - c->pad + kw * c->dil;
+                  if (ih < 0 || ih >= c->ih || iw < 0 || iw >= c->iw) continue;
+                  acc += (double)x[(((size_t)b * c->ic + ci) * c->ih + ih) * c->iw + iw] *
+                         w[(((size_t)oc * c->ic + ci) * c->kh + kh) * c->kw + kw];
+                }
+            double r = with_res ? res[pix * c->oc + oc] : 0;
+            if (ep.residual_before_act) acc += r;
+            acc = act_ref(acc, ep);
+            if (!ep.residual_before_act) acc += r;
+            check_close(what, pix * ops + o, got, acc, tol);
+          }
         }
-      }
-  free(y), free(x), free(w), free(bias), free(res), free(blob);
+    free(y);
+    dev_free(&dy);
+  }
+  free(x), free(w), free(bias), free(res), free(blob);
   cudaFree(dblob);
-  dev_free(&dx), dev_free(&dres), dev_free(&dy);
+  dev_free(&dx), dev_free(&dres);
 }
 
 static void test_conv_nchw(void **state) {
@@ -401,6 +410,10 @@ static void test_conv_nchw(void **state) {
       {2, 3, 15, 14, 64, 3, 3, 1, 2, 2, 1},  /* dilation 2 (generic kernel), OC 64 */
       {1, 3, 10, 9, 16, 3, 3, 1, 1, 1, 1},   /* 3x3 stride 1 (unrolled kernel) */
       {1, 4, 8, 40, 8, 3, 3, 3, 0, 1, 1},    /* stride 3, no padding, OC 8 */
+      {1, 3, 75, 36, 16, 3, 3, 2, 1, 1, 1},  /* width % 4 == 0: the specialised 3-channel s2 kernel; 5 row
+                                                tiles: groups of 3 and 2 in the 3-tiles-per-block pass */
+      {2, 3, 38, 68, 24, 3, 3, 2, 1, 1, 1},  /* specialised: two column tiles (the second partial), two OC blocks */
+      {2, 3, 60, 9, 24, 3, 3, 1, 1, 1, 1},   /* 8 row tiles, stride 1, two OC blocks */
   };
   kiln_epilogue eps[4] = {{KILN_ACT_SILU, 0, 0, 0}, {KILN_ACT_RELU, 0, 0, 1}, {KILN_ACT_LEAKY_RELU, 0.1f, 0, 0},
                           {KILN_ACT_SIGMOID, 0, 0, 0}};
@@ -906,6 +919,25 @@ static int bench_stem_nchw(const bench_shape *b, int batch) {
     cudaMemcpy(dblob, blob, psz, cudaMemcpyHostToDevice);
     t[p] = time_conv(&d, dblob, dx, dy, NULL, iters);
     if (!p) kname = kiln_cuda_conv_kernel_name(&d);
+    /* KILN_BENCH_STEM_TILES="1 2 4": the fp16 stem again with that many row tiles per block each */
+    const char *tiles = getenv("KILN_BENCH_STEM_TILES");
+    for (const char *q = tiles; !p && q && *q;) {
+      char *end;
+      long tpb = strtol(q, &end, 10);
+      if (end == q) break;
+      q = end;
+      cudaEvent_t e0, e1;
+      cudaEventCreate(&e0), cudaEventCreate(&e1);
+      kiln_status_destroy(kiln_cuda_conv_nchw_run_tiles(&d, dblob, dx, NULL, dy, NULL, (int)tpb));
+      cudaEventRecord(e0, NULL);
+      for (int i = 0; i < iters; i++) kiln_status_destroy(kiln_cuda_conv_nchw_run_tiles(&d, dblob, dx, NULL, dy, NULL, (int)tpb));
+      cudaEventRecord(e1, NULL);
+      cudaEventSynchronize(e1);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      printf("#   stem nchw f16, %ld row tiles per block: %.1f us\n", tpb, ms * 1e3 / iters);
+      cudaEventDestroy(e0), cudaEventDestroy(e1);
+    }
     cudaFree(dblob);
     free(blob);
   }

@@ -20,13 +20,14 @@ struct StemP {
   int taps;              // IC * KH * KW, in (ic, kh, kw) order as packed
   int rows_in, cw, pitch; // input tile: rows, columns per stride phase, floats per tile row
   int cols_in, n_ocb;
+  int n_tiles, tpb, nbuf; // row tiles of the image, row tiles per block, input buffers (2: double-buffered)
   long long out_ps, res_ps;
   int act, has_res, res_before, vec, fast;
   float alpha, beta;
 };
 
 struct Geo {
-  int64_t ocb, n_ocb, taps, rows_in, cols_in, cw, pitch, smem_bytes;
+  int64_t ocb, n_ocb, taps, rows_in, cols_in, cw, pitch, smem_bytes, nbuf;
   size_t bias_off, total;
 };
 
@@ -41,7 +42,10 @@ Geo geo_of(const kiln_cuda_conv_desc *d) {
   g.cols_in = (TX - 1) * d->stride_w + (d->kernel_w - 1) * d->dilation_w + 1;
   g.cw = (g.cols_in + d->stride_w - 1) / d->stride_w;
   g.pitch = g.cw * d->stride_w;
-  g.smem_bytes = (g.taps * g.ocb + g.ocb + d->in_c * g.rows_in * g.pitch) * 4;
+  // Two input buffers when they fit (the next row tile loads while this one computes), else one.
+  const int64_t fixed = (g.taps * g.ocb + g.ocb) * 4, window = d->in_c * g.rows_in * g.pitch * 4;
+  g.nbuf = fixed + 2 * window <= SMEM_MAX ? 2 : 1;
+  g.smem_bytes = fixed + g.nbuf * window;
   g.bias_off = align256((size_t)(g.n_ocb * g.taps * g.ocb) * 4);
   g.total = align256(g.bias_off + (size_t)(g.n_ocb * g.ocb) * 4);
   return g;
@@ -90,24 +94,34 @@ __device__ __forceinline__ void st_vec8(float *p, const float *v) {
 }
 
 // fp16 engines (p.fast) take the fast exp / divide for SiLU and sigmoid, as the tensor-core path does
-// (error far below fp16 rounding); fp32 engines keep kiln_cuda_act's expf (held to 1e-4).
+// (error far below fp16 rounding); fp32 engines keep kiln_cuda_act's expf (held to 1e-4). ACT < 0: the
+// activation and p.fast are read at run time (the generic kernel); ACT >= 0: both are compile-time
+// (FAST), so the unrolled epilogue of the specialised stem is a few instructions per value instead of
+// 32 inlined copies of the activation switch (which overflowed the instruction cache).
+template <int ACT, bool FAST>
 __device__ __forceinline__ float stem_act(const StemP &p, float v) {
-  if (p.fast && p.act == KILN_ACT_SILU) return __fdividef(v, 1.f + __expf(-v));
-  if (p.fast && p.act == KILN_ACT_SIGMOID) return __fdividef(1.f, 1.f + __expf(-v));
-  return kiln_cuda_act(v, p.act, p.alpha, p.beta);
+  if (ACT < 0) {
+    if (p.fast && p.act == KILN_ACT_SILU) return __fdividef(v, 1.f + __expf(-v));
+    if (p.fast && p.act == KILN_ACT_SIGMOID) return __fdividef(1.f, 1.f + __expf(-v));
+    return kiln_cuda_act(v, p.act, p.alpha, p.beta);
+  }
+  if (ACT == KILN_ACT_SILU) return FAST ? __fdividef(v, 1.f + __expf(-v)) : v / (1.f + expf(-v));
+  if (ACT == KILN_ACT_SIGMOID) return FAST ? __fdividef(1.f, 1.f + __expf(-v)) : 1.f / (1.f + expf(-v));
+  return kiln_cuda_act(v, ACT, 0.f, 0.f); // NONE, RELU: no parameters
 }
 
+template <int ACT, bool FAST>
 __device__ __forceinline__ float stem_epi(const StemP &p, float acc, float b, float r) {
   float v = acc + b;
   if (p.res_before) v += r;
-  v = stem_act(p, v);
+  v = stem_act<ACT, FAST>(p, v);
   if (!p.res_before) v += r;
   return v;
 }
 
 // Channels oc0 .. oc0+OCB-1 of pixel m. y may alias res exactly (each element is read, then written,
 // by this thread), so neither is __restrict__.
-template <int OCB, typename OutT>
+template <int ACT, bool FAST, int OCB, typename OutT>
 __device__ __forceinline__ void store_px(const StemP &p, const float *sb, const float (&a)[OCB], const OutT *res,
                                          OutT *y, long long m, int oc0) {
   OutT *yp = y + m * p.out_ps + oc0;
@@ -122,83 +136,233 @@ __device__ __forceinline__ void store_px(const StemP &p, const float *sb, const 
         for (int k = 0; k < 8; k++) r[k] = 0.f;
       }
 #pragma unroll
-      for (int k = 0; k < 8; k++) v[k] = stem_epi(p, a[8 * g + k], sb[8 * g + k], r[k]);
+      for (int k = 0; k < 8; k++) v[k] = stem_epi<ACT, FAST>(p, a[8 * g + k], sb[8 * g + k], r[k]);
       st_vec8(yp + 8 * g, v);
     }
   } else {
 #pragma unroll
     for (int j = 0; j < OCB; j++)
-      if (oc0 + j < p.OC) kiln_st(yp + j, stem_epi(p, a[j], sb[j], p.has_res ? kiln_ld(rp + j) : 0.f));
+      if (oc0 + j < p.OC) kiln_st(yp + j, stem_epi<ACT, FAST>(p, a[j], sb[j], p.has_res ? kiln_ld(rp + j) : 0.f));
   }
 }
 
-// KS: 3 = a 3x3 window with dilation 1 (unrolled), 0 = any (from p). S: the stride in both axes, 0 = any.
-template <int OCB, int KS, int S, typename InT, typename OutT>
-__global__ void __launch_bounds__(THREADS)
-    conv_nchw_kernel(const StemP p, const InT *__restrict__ x, const float *__restrict__ w,
-                     const float *__restrict__ bias, const OutT *res, OutT *y) {
-  extern __shared__ float4 smem4[];
-  float *sw = reinterpret_cast<float *>(smem4), *sb = sw + p.taps * OCB, *sx = sb + OCB;
-  const int KH = KS ? KS : p.KH, KW = KS ? KS : p.KW, DH = KS ? 1 : p.DH, DW = KS ? 1 : p.DW;
-  const int SH = S ? S : p.SH, SW = S ? S : p.SW;
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TX + tx;
-  const int n = blockIdx.z / p.n_ocb, ocb = blockIdx.z - n * p.n_ocb;
-  const int oh0 = blockIdx.y * TROWS, ow0 = blockIdx.x * TX;
-
-  // This OC block's weights (16-byte loads: the blob is 256-byte aligned and taps * OCB % 4 == 0) and bias.
-  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * p.taps * OCB);
-  for (int i = tid; i < p.taps * OCB / 4; i += THREADS) stage16(smem4 + i, wsrc + i);
-  if (tid < OCB) sb[tid] = __ldg(bias + ocb * OCB + tid);
-
-  // The input window of the tile, IC x rows_in x cols_in, zero outside the image. A warp loads one row
-  // segment at a time (consecutive addresses). Columns are stored by stride phase (col % SW, then
-  // col / SW), so for any tap the 32 lanes (output columns SW apart in the input) read consecutive words.
-  const int ih0 = oh0 * SH - p.PT, iw0 = ow0 * SW - p.PL;
-  const InT *xn = x + (long long)n * p.IC * p.IH * p.IW;
-  for (int r = ty; r < p.IC * p.rows_in; r += TY) {
+// The input window of row tile t, IC x rows_in x cols_in, zero outside the image, into sx. A warp loads
+// one row segment at a time (consecutive addresses). Columns are stored by stride phase (col % SW, then
+// col / SW), so for any tap the 32 lanes (output columns SW apart in the input) read consecutive words.
+template <int S, typename InT>
+__device__ __forceinline__ void stage_tile(const StemP &p, const InT *xn, float *sx, int t, int ow0) {
+  const int SW = S ? S : p.SW, SH = S ? S : p.SH;
+  const int ih0 = t * TROWS * SH - p.PT, iw0 = ow0 * SW - p.PL;
+  for (int r = threadIdx.y; r < p.IC * p.rows_in; r += TY) {
     const int c = r / p.rows_in, ih = ih0 + r - c * p.rows_in;
     const bool rok = ih >= 0 && ih < p.IH;
     const InT *row = xn + ((long long)c * p.IH + (rok ? ih : 0)) * p.IW;
     float *dst = sx + r * p.pitch;
-    for (int col = tx; col < p.cols_in; col += TX) {
+    for (int col = threadIdx.x; col < p.cols_in; col += TX) {
       const int iw = iw0 + col;
       const bool ok = rok && iw >= 0 && iw < p.IW;
       stage(dst + (col % SW) * p.cw + col / SW, ok ? row + iw : row, ok);
     }
   }
-  asm volatile("cp.async.wait_all;\n" ::);
-  __syncthreads();
+  asm volatile("cp.async.commit_group;\n" ::);
+}
 
-  float a0[OCB], a1[OCB];
-#pragma unroll
-  for (int j = 0; j < OCB; j++) a0[j] = a1[j] = 0.f;
-  const float *x0 = sx + ty * SH * p.pitch + tx, *x1 = x0 + TY * SH * p.pitch;
-  int tap = 0;
-  for (int c = 0; c < p.IC; c++)
-#pragma unroll
-    for (int kh = 0; kh < KH; kh++) {
-      const int ro = (c * p.rows_in + kh * DH) * p.pitch;
-#pragma unroll
-      for (int kw = 0; kw < KW; kw++, tap++) {
-        const int off = kw * DW, xo = ro + (off % SW) * p.cw + off / SW;
-        const float v0 = x0[xo], v1 = x1[xo];
-        const float4 *wv = reinterpret_cast<const float4 *>(sw + tap * OCB);
-#pragma unroll
-        for (int j = 0; j < OCB / 4; j++) {
-          const float4 q = wv[j];
-          a0[4 * j] = fmaf(v0, q.x, a0[4 * j]), a1[4 * j] = fmaf(v1, q.x, a1[4 * j]);
-          a0[4 * j + 1] = fmaf(v0, q.y, a0[4 * j + 1]), a1[4 * j + 1] = fmaf(v1, q.y, a1[4 * j + 1]);
-          a0[4 * j + 2] = fmaf(v0, q.z, a0[4 * j + 2]), a1[4 * j + 2] = fmaf(v1, q.z, a1[4 * j + 2]);
-          a0[4 * j + 3] = fmaf(v0, q.w, a0[4 * j + 3]), a1[4 * j + 3] = fmaf(v1, q.w, a1[4 * j + 3]);
-        }
-      }
-    }
+// KS: 3 = a 3x3 window with dilation 1 (unrolled), 0 = any (from p). S: the stride in both axes, 0 = any.
+// A block owns a column strip of one image and OC block, and walks p.tpb row tiles of it. With two input
+// buffers the next tile's window is in flight (cp.async) while this one computes: the first version
+// (one tile per block: load, wait, compute) kept too few bytes in flight and ran at ~40% of the memory
+// floor at batch 32.
+template <int OCB, int KS, int S, typename InT, typename OutT>
+__global__ void __launch_bounds__(THREADS, 6)
+    conv_nchw_kernel(const StemP p, const InT *__restrict__ x, const float *__restrict__ w,
+                     const float *__restrict__ bias, const OutT *res, OutT *y) {
+  extern __shared__ float4 smem4[];
+  float *sw = reinterpret_cast<float *>(smem4), *sb = sw + p.taps * OCB, *sx0 = sb + OCB;
+  const int window = p.IC * p.rows_in * p.pitch;
+  const int KH = KS ? KS : p.KH, KW = KS ? KS : p.KW, DH = KS ? 1 : p.DH, DW = KS ? 1 : p.DW;
+  const int SH = S ? S : p.SH, SW = S ? S : p.SW;
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TX + tx;
+  const int n = blockIdx.z / p.n_ocb, ocb = blockIdx.z - n * p.n_ocb;
+  const int ow0 = blockIdx.x * TX, t0 = blockIdx.y * p.tpb, t1 = min(t0 + p.tpb, p.n_tiles);
+  const InT *xn = x + (long long)n * p.IC * p.IH * p.IW;
+
+  // This OC block's weights (16-byte copies: the blob is 256-byte aligned and taps * OCB % 4 == 0) and
+  // bias; they join the first tile's copy group.
+  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * p.taps * OCB);
+  for (int i = tid; i < p.taps * OCB / 4; i += THREADS) stage16(smem4 + i, wsrc + i);
+  if (tid < OCB) sb[tid] = __ldg(bias + ocb * OCB + tid);
+  if (p.nbuf == 2) stage_tile<S>(p, xn, sx0, t0, ow0);
 
   const int ow = ow0 + tx, oc0 = ocb * OCB;
-  if (ow >= p.OW) return;
-  const int oh_a = oh0 + ty, oh_b = oh_a + TY;
-  if (oh_a < p.OH) store_px<OCB, OutT>(p, sb, a0, res, y, ((long long)n * p.OH + oh_a) * p.OW + ow, oc0);
-  if (oh_b < p.OH) store_px<OCB, OutT>(p, sb, a1, res, y, ((long long)n * p.OH + oh_b) * p.OW + ow, oc0);
+  for (int t = t0; t < t1; t++) {
+    float *sx = sx0 + (p.nbuf == 2 ? ((t - t0) & 1) * window : 0);
+    if (p.nbuf == 1) {
+      stage_tile<S>(p, xn, sx, t, ow0);
+      asm volatile("cp.async.wait_group 0;\n" ::);
+    } else if (t + 1 < t1) {
+      stage_tile<S>(p, xn, sx0 + ((t + 1 - t0) & 1) * window, t + 1, ow0);
+      asm volatile("cp.async.wait_group 1;\n" ::);
+    } else {
+      asm volatile("cp.async.wait_group 0;\n" ::);
+    }
+    __syncthreads();
+
+    float a0[OCB], a1[OCB];
+#pragma unroll
+    for (int j = 0; j < OCB; j++) a0[j] = a1[j] = 0.f;
+    const float *x0 = sx + ty * SH * p.pitch + tx, *x1 = x0 + TY * SH * p.pitch;
+    int tap = 0;
+    for (int c = 0; c < p.IC; c++)
+#pragma unroll
+      for (int kh = 0; kh < KH; kh++) {
+        const int ro = (c * p.rows_in + kh * DH) * p.pitch;
+#pragma unroll
+        for (int kw = 0; kw < KW; kw++, tap++) {
+          const int off = kw * DW, xo = ro + (off % SW) * p.cw + off / SW;
+          const float v0 = x0[xo], v1 = x1[xo];
+          const float4 *wv = reinterpret_cast<const float4 *>(sw + tap * OCB);
+#pragma unroll
+          for (int j = 0; j < OCB / 4; j++) {
+            const float4 q = wv[j];
+            a0[4 * j] = fmaf(v0, q.x, a0[4 * j]), a1[4 * j] = fmaf(v1, q.x, a1[4 * j]);
+            a0[4 * j + 1] = fmaf(v0, q.y, a0[4 * j + 1]), a1[4 * j + 1] = fmaf(v1, q.y, a1[4 * j + 1]);
+            a0[4 * j + 2] = fmaf(v0, q.z, a0[4 * j + 2]), a1[4 * j + 2] = fmaf(v1, q.z, a1[4 * j + 2]);
+            a0[4 * j + 3] = fmaf(v0, q.w, a0[4 * j + 3]), a1[4 * j + 3] = fmaf(v1, q.w, a1[4 * j + 3]);
+          }
+        }
+      }
+    // every thread is done reading sx before the next iteration's copies overwrite the other buffer
+    // (two iterations on, this one)
+    __syncthreads();
+
+    if (ow < p.OW) {
+      const int oh_a = t * TROWS + ty, oh_b = oh_a + TY;
+      if (oh_a < p.OH) store_px<-1, false, OCB, OutT>(p, sb, a0, res, y, ((long long)n * p.OH + oh_a) * p.OW + ow, oc0);
+      if (oh_b < p.OH) store_px<-1, false, OCB, OutT>(p, sb, a1, res, y, ((long long)n * p.OH + oh_b) * p.OW + ow, oc0);
+    }
+  }
+}
+
+// ---- The YOLO stem, specialised: 3 fp32 input channels, 3x3, stride 2, 16 output channels per block ----
+// The generic kernel above is issue-bound on this shape (ncu at batch 32: IPC ~3 of 4, the FMA pipe only
+// 29% busy): its window geometry is runtime, so every tap's shared offset, the staging's row / column
+// split (an integer division) and per-element bounds checks cost instructions. Here the geometry is
+// compile-time, so the 27 taps read shared memory at immediate offsets, and a row of the window is staged
+// as 16-byte cp.async chunks (the image width a multiple of 4 floats, so a chunk is entirely inside or
+// entirely outside the image and zero-fills as one). Columns stay in image order: the lanes of a warp
+// then read words two apart (a 2-way bank conflict on 2 of the 6 shared loads per tap), which is
+// cheaper than the instructions a de-interleaving copy would take.
+namespace s2 {
+constexpr int IC = 3, K = 3, S = 2, OCB = 16, TAPS = IC * K * K;
+constexpr int ROWS = (TROWS - 1) * S + K; // 17 input rows per 8 output rows
+constexpr int LEAD = 4;                   // the window starts LEAD columns left of 2 * ow0 (16-byte aligned)
+constexpr int CHUNKS = ((TX - 1) * S + K + LEAD + 3) / 4; // 16-byte chunks per window row (18)
+constexpr int PITCH = CHUNKS * 4;                          // floats per window row (72)
+constexpr int WINDOW = IC * ROWS * PITCH;                  // floats per buffer
+constexpr int SMEM = (TAPS * OCB + OCB + 2 * WINDOW) * 4;  // two buffers
+static_assert(SMEM <= SMEM_MAX, "the specialised stem fits the default shared memory limit");
+} // namespace s2
+
+__device__ __forceinline__ void stage_tile_s2(const StemP &p, const float *xn, float *sx, int t, int cs) {
+  const int ih0 = t * TROWS * s2::S - p.PT;
+  for (int id = threadIdx.y * TX + threadIdx.x; id < s2::IC * s2::ROWS * s2::CHUNKS; id += THREADS) {
+    const int r = id / s2::CHUNKS, k = id - r * s2::CHUNKS; // constant divisors: multiply-shift
+    const int c = r / s2::ROWS, ih = ih0 + r - c * s2::ROWS, iw = cs + 4 * k;
+    const bool ok = ih >= 0 && ih < p.IH && iw >= 0 && iw < p.IW;
+    const float *src = ok ? xn + ((long long)c * p.IH + ih) * p.IW + iw : xn;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                     (uint32_t)__cvta_generic_to_shared(sx + r * s2::PITCH + 4 * k)),
+                 "l"(src), "r"(ok ? 16 : 0));
+  }
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <typename OutT, int ACT>
+__global__ void __launch_bounds__(THREADS, 6)
+    conv_stem_s2_kernel(const StemP p, const float *__restrict__ x, const float *__restrict__ w,
+                        const float *__restrict__ bias, const OutT *res, OutT *y) {
+  extern __shared__ float4 smem4[];
+  float *sw = reinterpret_cast<float *>(smem4), *sb = sw + s2::TAPS * s2::OCB, *sx0 = sb + s2::OCB;
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TX + tx;
+  const int n = blockIdx.z / p.n_ocb, ocb = blockIdx.z - n * p.n_ocb;
+  const int ow0 = blockIdx.x * TX, t0 = blockIdx.y * p.tpb, t1 = min(t0 + p.tpb, p.n_tiles);
+  const int cs = ow0 * s2::S - s2::LEAD; // the window's first column (a multiple of 4)
+  const float *xn = x + (long long)n * s2::IC * p.IH * p.IW;
+
+  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * s2::TAPS * s2::OCB);
+  for (int i = tid; i < s2::TAPS * s2::OCB / 4; i += THREADS) stage16(smem4 + i, wsrc + i);
+  if (tid < s2::OCB) sb[tid] = __ldg(bias + ocb * s2::OCB + tid);
+  stage_tile_s2(p, xn, sx0, t0, cs);
+
+  const int ow = ow0 + tx, oc0 = ocb * s2::OCB;
+  // this thread's first tap: output row ty (and ty + 4), column tx; input column 2 * ow - PL
+  const int base = ty * s2::S * s2::PITCH + s2::LEAD - p.PL + s2::S * tx;
+  for (int t = t0; t < t1; t++) {
+    const float *sx = sx0 + ((t - t0) & 1) * s2::WINDOW;
+    // the next tile's copies (an empty group after the last tile), then wait for all but those
+    if (t + 1 < t1) stage_tile_s2(p, xn, sx0 + ((t + 1 - t0) & 1) * s2::WINDOW, t + 1, cs);
+    else asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.wait_group 1;\n" ::);
+    __syncthreads();
+
+    float a0[s2::OCB], a1[s2::OCB];
+#pragma unroll
+    for (int j = 0; j < s2::OCB; j++) a0[j] = a1[j] = 0.f;
+    const float *x0 = sx + base;
+#pragma unroll
+    for (int c = 0; c < s2::IC; c++)
+#pragma unroll
+      for (int kh = 0; kh < s2::K; kh++)
+#pragma unroll
+        for (int kw = 0; kw < s2::K; kw++) {
+          const int tap = (c * s2::K + kh) * s2::K + kw, xo = (c * s2::ROWS + kh) * s2::PITCH + kw;
+          const float v0 = x0[xo], v1 = x0[xo + TY * s2::S * s2::PITCH];
+          const float4 *wv = reinterpret_cast<const float4 *>(sw + tap * s2::OCB);
+#pragma unroll
+          for (int j = 0; j < s2::OCB / 4; j++) {
+            const float4 q = wv[j];
+            a0[4 * j] = fmaf(v0, q.x, a0[4 * j]), a1[4 * j] = fmaf(v1, q.x, a1[4 * j]);
+            a0[4 * j + 1] = fmaf(v0, q.y, a0[4 * j + 1]), a1[4 * j + 1] = fmaf(v1, q.y, a1[4 * j + 1]);
+            a0[4 * j + 2] = fmaf(v0, q.z, a0[4 * j + 2]), a1[4 * j + 2] = fmaf(v1, q.z, a1[4 * j + 2]);
+            a0[4 * j + 3] = fmaf(v0, q.w, a0[4 * j + 3]), a1[4 * j + 3] = fmaf(v1, q.w, a1[4 * j + 3]);
+          }
+        }
+    __syncthreads(); // all reads of this buffer are done before the copy two tiles on overwrites it
+
+    if (ow < p.OW) {
+      const int oh_a = t * TROWS + ty, oh_b = oh_a + TY;
+      if (oh_a < p.OH) store_px<ACT, sizeof(OutT) == 2, s2::OCB, OutT>(p, sb, a0, res, y, ((long long)n * p.OH + oh_a) * p.OW + ow, oc0);
+      if (oh_b < p.OH) store_px<ACT, sizeof(OutT) == 2, s2::OCB, OutT>(p, sb, a1, res, y, ((long long)n * p.OH + oh_b) * p.OW + ow, oc0);
+    }
+  }
+}
+
+// The specialised stem applies: 3 fp32 channels, 3x3 dilation 1, stride 2 both ways, left pad 1..LEAD,
+// a width that is a multiple of 4 (whole 16-byte chunks) and a 16-byte aligned input.
+bool stem_s2_applies(const kiln_cuda_conv_desc *d, const void *x) {
+  return d->in_c == s2::IC && d->kernel_h == 3 && d->kernel_w == 3 && d->stride_h == 2 && d->stride_w == 2 &&
+         d->dilation_h == 1 && d->dilation_w == 1 && d->out_c > 8 && d->pad_left >= 1 && d->pad_left <= s2::LEAD &&
+         d->in_w % 4 == 0 && (uintptr_t)x % 16 == 0 && (d->in_dtype ? d->in_dtype : d->compute) == KILN_CUDA_F32 &&
+         (d->out_dtype == KILN_CUDA_F16) == (d->compute == KILN_CUDA_F16) && // FAST follows the output type
+         (d->epilogue.act == KILN_ACT_NONE || d->epilogue.act == KILN_ACT_RELU || d->epilogue.act == KILN_ACT_SILU ||
+          d->epilogue.act == KILN_ACT_SIGMOID);
+}
+
+template <typename OutT, int ACT>
+void launch_s2(const StemP &p, dim3 grid, cudaStream_t s, const float *x, const float *w, const float *b,
+               const void *res, void *y) {
+  conv_stem_s2_kernel<OutT, ACT><<<grid, dim3(TX, TY), s2::SMEM, s>>>(p, x, w, b, (const OutT *)res, (OutT *)y);
+}
+
+template <typename OutT>
+void launch_s2(const StemP &p, dim3 grid, cudaStream_t s, const float *x, const float *w, const float *b,
+               const void *res, void *y) {
+  switch (p.act) {
+  case KILN_ACT_SILU: launch_s2<OutT, KILN_ACT_SILU>(p, grid, s, x, w, b, res, y); break;
+  case KILN_ACT_SIGMOID: launch_s2<OutT, KILN_ACT_SIGMOID>(p, grid, s, x, w, b, res, y); break;
+  case KILN_ACT_RELU: launch_s2<OutT, KILN_ACT_RELU>(p, grid, s, x, w, b, res, y); break;
+  default: launch_s2<OutT, KILN_ACT_NONE>(p, grid, s, x, w, b, res, y); break;
+  }
 }
 
 // 0: OC <= 8, any window; 1: 3x3 stride 2 (the YOLO stem); 2: 3x3 stride 1; 3: any window.
@@ -286,6 +450,12 @@ extern "C" const char *kiln_cuda_conv_nchw_name(const kiln_cuda_conv_desc *d) {
 
 extern "C" kiln_status kiln_cuda_conv_nchw_run(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
                                                const void *residual, void *y, kiln_cuda_stream stream) {
+  return kiln_cuda_conv_nchw_run_tiles(d, packed, x, residual, y, stream, 0);
+}
+
+extern "C" kiln_status kiln_cuda_conv_nchw_run_tiles(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
+                                                     const void *residual, void *y, kiln_cuda_stream stream,
+                                                     int tiles_per_block) {
   const Geo g = geo_of(d);
   StemP p;
   p.N = (int)d->batch, p.IC = (int)d->in_c, p.IH = (int)d->in_h, p.IW = (int)d->in_w;
@@ -306,10 +476,31 @@ extern "C" kiln_status kiln_cuda_conv_nchw_run(const kiln_cuda_conv_desc *d, con
   p.vec = p.out_ps % per16 == 0 && (uintptr_t)yo % 16 == 0 &&
           (!p.has_res || (p.res_ps % per16 == 0 && (uintptr_t)residual % 16 == 0));
   const float *w = (const float *)packed, *bias = (const float *)((const char *)packed + g.bias_off);
-  const dim3 grid((unsigned)((d->out_w + TX - 1) / TX), (unsigned)((d->out_h + TROWS - 1) / TROWS),
-                  (unsigned)(d->batch * g.n_ocb));
+  // Row tiles per block: enough blocks for ~4 waves of resident blocks (7 per SM fit, by registers),
+  // each walking as many tiles as that leaves (up to 16), so the copy of one overlaps the math of another.
+  int sms = 132, dev = 0;
+  if (tiles_per_block <= 0 && (cudaGetDevice(&dev) != cudaSuccess ||
+                               cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)) {
+    (void)cudaGetLastError(); // a guess only: the launch below reports real errors, not this one
+    sms = 132;
+  }
+  const int64_t gx = (d->out_w + TX - 1) / TX, gz = d->batch * g.n_ocb, n_tiles = (d->out_h + TROWS - 1) / TROWS;
+  int64_t tpb = (gx * gz * n_tiles) / ((int64_t)sms * 7 * 4);
+  if (tiles_per_block > 0) tpb = tiles_per_block;
+  tpb = tpb < 1 ? 1 : tpb > 16 ? 16 : tpb;
+  const int64_t gy = (n_tiles + tpb - 1) / tpb;
+  tpb = (n_tiles + gy - 1) / gy; // the same groups, evened out
+  p.n_tiles = (int)n_tiles, p.tpb = (int)tpb, p.nbuf = (int)g.nbuf;
+  const dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)gz);
   const int v = variant_of(d, g), smem = (int)g.smem_bytes;
   cudaStream_t s = (cudaStream_t)stream;
+  if (stem_s2_applies(d, x)) {
+    p.nbuf = 2;
+    if (f16out) launch_s2<__half>(p, grid, s, (const float *)x, w, bias, residual, yo);
+    else launch_s2<float>(p, grid, s, (const float *)x, w, bias, residual, yo);
+    KILN_CUDA_LAUNCH_CHECK();
+    return NULL;
+  }
   const bool f16in = in_dtype_of(d) == KILN_CUDA_F16;
   if (f16in && f16out) launch<__half, __half>(v, p, grid, smem, s, x, w, bias, residual, yo);
   else if (f16in) launch<__half, float>(v, p, grid, smem, s, x, w, bias, residual, yo);

@@ -27,6 +27,10 @@ void kiln_cuda_conv_nchw_pack(const kiln_cuda_conv_desc *d, const float *weights
 kiln_status kiln_cuda_conv_nchw_run(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
                                     const void *residual, void *y, kiln_cuda_stream stream);
 const char *kiln_cuda_conv_nchw_name(const kiln_cuda_conv_desc *d);
+/* kiln_cuda_conv_nchw_run with tiles_per_block row tiles per block (0: the launch heuristic's choice), so
+ * tests reach the double-buffered multi-tile loop on small shapes. */
+kiln_status kiln_cuda_conv_nchw_run_tiles(const kiln_cuda_conv_desc *d, const void *packed, const void *x,
+                                          const void *residual, void *y, kiln_cuda_stream stream, int tiles_per_block);
 
 #ifdef __cplusplus
 }
