@@ -635,25 +635,82 @@ static kiln_status lower_conv(cuda_lower *cl, int32_t i) {
   return finish_output(cl, f.out);
 }
 
-static kiln_status lower_pool(cuda_lower *cl, const kiln_node *n) {
+static void pool_desc_of(cuda_lower *cl, const kiln_node *n, kiln_cuda_pool_desc *d) {
   const kiln_value *x = kiln_node_input(cl->g, n, 0), *y = kiln_node_output(cl->g, n, 0);
   const kiln_pool_params *p = n->params;
-  int32_t yv = n->outputs[0];
-  kiln_cuda_pool_params pp;
-  memset(&pp, 0, sizeof pp);
-  kiln_cuda_pool_desc *d = &pp.desc;
+  memset(d, 0, sizeof *d);
   d->batch = x->shape.dims[0], d->channels = x->shape.dims[1], d->in_h = x->shape.dims[2], d->in_w = x->shape.dims[3];
   d->out_h = y->shape.dims[2], d->out_w = y->shape.dims[3];
   d->kernel_h = p->geom.kernel[0], d->kernel_w = p->geom.kernel[1];
   d->stride_h = p->geom.strides[0], d->stride_w = p->geom.strides[1];
   d->pad_top = p->geom.pad_begin[0], d->pad_left = p->geom.pad_begin[1];
   d->dilation_h = p->geom.dilations[0], d->dilation_w = p->geom.dilations[1];
-  d->dtype = cl->half[yv] ? KILN_CUDA_F16 : KILN_CUDA_F32;
-  int32_t in, out;
+  d->dtype = cl->half[n->outputs[0]] ? KILN_CUDA_F16 : KILN_CUDA_F32;
+}
+
+/* SPPF: MaxPools that each pool the previous one's output with the same same-size window run as one
+ * cuda.maxpool_chain layer (the map is read once; spatial_cuda.h). Starting at pool i, the chain takes
+ * the one MaxPool that reads its output, as long as the windows match. Returns its length (>= 1). */
+static int pool_chain(cuda_lower *cl, int32_t i, int32_t *nodes) {
+  kiln_graph *g = cl->g;
+  kiln_cuda_pool_desc d0, d;
+  pool_desc_of(cl, &g->nodes[i], &d0);
+  nodes[0] = i;
+  if (!kiln_cuda_maxpool_chain_supported(&d0)) return 1;
+  int len = 1;
+  while (len < KILN_CUDA_POOL_CHAIN_MAX) {
+    int32_t v = g->nodes[nodes[len - 1]].outputs[0], next = -1;
+    for (int32_t j = 0; j < g->n_nodes; j++) {
+      const kiln_node *m = &g->nodes[j];
+      if (m->op != KILN_OP_MaxPool || m->n_inputs < 1 || m->inputs[0] != v) continue;
+      if (next >= 0) return len; /* two pools read it: keep it simple */
+      next = j;
+    }
+    if (next < 0 || cl->kind[next] != K_POOL || cl->lc->consumed[next] || cl->half[g->nodes[next].outputs[0]] != cl->half[v])
+      return len;
+    pool_desc_of(cl, &g->nodes[next], &d);
+    if (memcmp(&d, &d0, sizeof d)) return len;
+    nodes[len++] = next;
+  }
+  return len;
+}
+
+static kiln_status lower_pool(cuda_lower *cl, int32_t i) {
+  const kiln_node *n = &cl->g->nodes[i];
+  int32_t chain[KILN_CUDA_POOL_CHAIN_MAX];
+  int len = pool_chain(cl, i, chain);
+  int32_t yv = n->outputs[0];
+  int32_t in, outs[KILN_CUDA_POOL_CHAIN_MAX];
   KILN_TRY(kiln_cuda_lower_tensor_as(cl, n->inputs[0], KILN_LAYOUT_NHWC, nhwc_dtype(cl, yv), false, &in));
-  KILN_TRY(nhwc_output(cl, yv, &out));
-  KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.maxpool", n->op_type, &in, 1, &out, 1, &pp, sizeof pp, 0, 0));
-  return finish_output(cl, yv);
+  for (int k = 0; k < len; k++) KILN_TRY(nhwc_output(cl, cl->g->nodes[chain[k]].outputs[0], &outs[k]));
+  /* one kernel writes every output with one pixel stride, in units of at least 4 bytes */
+  const int64_t es = nhwc_dtype(cl, yv) == KILN_DTYPE_FLOAT16 ? 2 : 4;
+  const kiln_tensor_rec *r0 = rec_of(cl, outs[0]), *rx = rec_of(cl, in);
+  const int64_t ps0 = r0->pixel_stride ? r0->pixel_stride : r0->dims[1];
+  bool ok = misalign16(cl, in) % 4 == 0 && (rx->pixel_stride ? rx->pixel_stride : rx->dims[1]) * es % 4 == 0 && ps0 * es % 4 == 0;
+  for (int k = 0; ok && k < len; k++) {
+    const kiln_tensor_rec *r = rec_of(cl, outs[k]);
+    ok = misalign16(cl, outs[k]) % 4 == 0 && (r->pixel_stride ? r->pixel_stride : r->dims[1]) == ps0;
+  }
+  if (!ok) len = 1; /* the others run as pools of their own */
+  if (len == 1) {
+    kiln_cuda_pool_params pp;
+    pool_desc_of(cl, n, &pp.desc);
+    KILN_TRY(kiln_cuda_lower_add_layer(cl, n->name, "cuda.maxpool", n->op_type, &in, 1, outs, 1, &pp, sizeof pp, 0, 0));
+    return finish_output(cl, yv);
+  }
+  kiln_cuda_pool_chain_params pp;
+  memset(&pp, 0, sizeof pp);
+  pool_desc_of(cl, n, &pp.desc);
+  pp.n_out = len;
+  char name[300];
+  snprintf(name, sizeof name, "%.200s (+%d chained)", n->name, len - 1);
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, name, "cuda.maxpool_chain", n->op_type, &in, 1, outs, len, &pp, sizeof pp, 0, 0));
+  for (int k = 0; k < len; k++) {
+    if (k) cl->lc->consumed[chain[k]] = 1;
+    KILN_TRY(finish_output(cl, cl->g->nodes[chain[k]].outputs[0]));
+  }
+  return NULL;
 }
 
 static kiln_status lower_resize(cuda_lower *cl, const kiln_node *n) {
@@ -1001,7 +1058,7 @@ kiln_status kiln_lower_cuda(kiln_lower_ctx *lc, kiln_target_rec *target) {
     if (lc->consumed[i]) continue;
     switch ((node_kind)cl.kind[i]) {
     case K_CONV: st = lower_conv(&cl, i); break;
-    case K_POOL: st = lower_pool(&cl, n); break;
+    case K_POOL: st = lower_pool(&cl, i); break;
     case K_RESIZE: st = lower_resize(&cl, n); break;
     case K_CONCAT_C: st = lower_concat(&cl, n, KILN_LAYOUT_NHWC); break;
     case K_SPLIT_C: st = lower_split_nhwc(&cl, n); break;

@@ -20,6 +20,7 @@ static const kiln_kernel *const kernels[] = {
     &kiln_kernel_cuda_convert_concat,
     &kiln_kernel_cuda_conv,
     &kiln_kernel_cuda_maxpool,
+    &kiln_kernel_cuda_maxpool_chain,
     &kiln_kernel_cuda_resize_nearest,
     &kiln_kernel_cuda_eltwise,
     &kiln_kernel_cuda_softmax,

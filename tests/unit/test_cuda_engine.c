@@ -378,6 +378,8 @@ static void test_build_structure(void **state) {
   assert_null(strstr(out, "cuda.softmax "));
   assert_null(strstr(out, "(to NHWC fp32)"));
   assert_non_null(strstr(out, "cuda.convert_concat 2")); /* the three scales straight into the Concats */
+  assert_non_null(strstr(out, "cuda.maxpool_chain 1"));  /* SPPF's three pools: one layer */
+  assert_null(strstr(out, "cuda.maxpool "));
   /* the stem reads the fp32 input binding in place (conv_direct_nchw): no conversion layer at all */
   assert_null(strstr(out, "cuda.convert "));
   const char *stem = strstr(out, "/model.0/conv/Conv ");

@@ -567,6 +567,76 @@ static void test_maxpool(void **state) {
   pool_case(KILN_CUDA_F32, 4, 32, 36, 36, 3, 1, 1, 32, 32);
 }
 
+/* A chain of n_out same-size pools (SPPF) from x (pixel stride ips) into one buffer of pixel stride ops,
+ * output k at channel offset k * c (a Concat's slices); the channels past them stay poisoned. */
+static void pool_chain_case(kiln_cuda_dtype dt, int n, int c, int h, int w, int kh, int kw, int n_out, int ips, int ops) {
+  kiln_cuda_pool_desc d = {n, c, h, w, h, w, kh, kw, 1, 1, (kh - 1) / 2, (kw - 1) / 2, 1, 1, ips, ops, dt};
+  assert_true(kiln_cuda_maxpool_chain_supported(&d));
+  size_t nx = (size_t)n * h * w * ips, ny = (size_t)n * h * w * ops, plane = (size_t)n * h * w * c;
+  float *x = rand_vec(nx, dt == KILN_CUDA_F16);
+  dbuf dx = dev_up(x, nx, dt), dy = dev_new(ny, dt);
+  size_t es = dt == KILN_CUDA_F16 ? 2 : 4;
+  void *ys[KILN_CUDA_POOL_CHAIN_MAX];
+  for (int k = 0; k < n_out; k++) ys[k] = (char *)dy.d + (size_t)k * c * es;
+  ASSERT_OK(kiln_cuda_maxpool_chain_nhwc(&d, n_out, dx.d, ys, NULL));
+  float *y = dev_down(&dy);
+  /* reference: the pools one after another, dense [n][h][w][c] */
+  float *cur = malloc(plane * sizeof *cur), *nxt = malloc(plane * sizeof *nxt);
+  for (size_t i = 0; i < plane; i++) cur[i] = x[(i / c) * ips + i % c];
+  char what[160];
+  snprintf(what, sizeof what, "maxpool chain %s n%d c%d %dx%d k%dx%d outs%d ips%d ops%d", dt == KILN_CUDA_F16 ? "f16" : "f32",
+           n, c, h, w, kh, kw, n_out, ips, ops);
+  for (int k = 0; k < n_out; k++) {
+    for (int b = 0; b < n; b++)
+      for (int y0 = 0; y0 < h; y0++)
+        for (int x0 = 0; x0 < w; x0++)
+          for (int ch = 0; ch < c; ch++) {
+            float m = -INFINITY;
+            for (int i = -(kh - 1) / 2; i <= (kh - 1) / 2; i++)
+              for (int j = -(kw - 1) / 2; j <= (kw - 1) / 2; j++) {
+                int yy = y0 + i, xx = x0 + j;
+                if (yy >= 0 && yy < h && xx >= 0 && xx < w) {
+                  float v = cur[(((size_t)b * h + yy) * w + xx) * c + ch];
+                  if (v > m) m = v;
+                }
+              }
+            size_t pix = ((size_t)b * h + y0) * w + x0;
+            nxt[pix * c + ch] = m;
+            check_close(what, pix * ops + k * c + ch, y[pix * ops + (size_t)k * c + ch], m, 0);
+          }
+    float *t = cur;
+    cur = nxt, nxt = t;
+  }
+  for (size_t pix = 0; pix < (size_t)n * h * w; pix++)
+    for (int ch = n_out * c; ch < ops; ch++)
+      if (!isnan(y[pix * ops + ch])) {
+        print_error("%s: wrote channel %d of pixel %zu, past its outputs\n", what, ch, pix);
+        fail();
+      }
+  free(x), free(y), free(cur), free(nxt);
+  dev_free(&dx), dev_free(&dy);
+}
+
+static void test_maxpool_chain(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  pool_chain_case(KILN_CUDA_F16, 2, 12, 11, 9, 5, 5, 3, 16, 40);   /* 4-byte units (24-byte channel groups) */
+  pool_chain_case(KILN_CUDA_F16, 33, 64, 20, 20, 5, 5, 3, 64, 200); /* SPPF at batch 33: 16-byte units */
+  pool_chain_case(KILN_CUDA_F32, 1, 5, 7, 13, 3, 5, 4, 5, 23);      /* 3x5 window, four outputs */
+  pool_chain_case(KILN_CUDA_F32, 70, 8, 6, 6, 3, 3, 2, 8, 16);      /* few groups: 4-byte units */
+  pool_chain_case(KILN_CUDA_F32, 64, 16, 9, 7, 5, 5, 2, 20, 36);    /* 16-byte units, fp32 */
+  pool_chain_case(KILN_CUDA_F16, 1, 2, 3, 2, 7, 7, 1, 2, 2);        /* window larger than the map */
+  /* what does not qualify */
+  kiln_cuda_pool_desc d = {1, 8, 20, 20, 10, 10, 5, 5, 2, 2, 2, 2, 1, 1, 0, 0, KILN_CUDA_F16}; /* stride 2 */
+  assert_false(kiln_cuda_maxpool_chain_supported(&d));
+  kiln_cuda_pool_desc e = {1, 8, 20, 20, 19, 19, 2, 2, 1, 1, 0, 0, 1, 1, 0, 0, KILN_CUDA_F16}; /* even window */
+  assert_false(kiln_cuda_maxpool_chain_supported(&e));
+  kiln_cuda_pool_desc f = {1, 8, 160, 160, 160, 160, 5, 5, 1, 1, 2, 2, 1, 1, 0, 0, KILN_CUDA_F16}; /* map too big */
+  assert_false(kiln_cuda_maxpool_chain_supported(&f));
+  void *ys[KILN_CUDA_POOL_CHAIN_MAX] = {NULL, NULL, NULL, NULL};
+  expect_error(kiln_cuda_maxpool_chain_nhwc(&f, 3, NULL, ys, NULL), KILN_ERR_INVALID_ARGUMENT, "maxpool chain");
+}
+
 static void resize_case(int c, int ips, int ops) {
   const int n = 2, ih = 5, iw = 7, sh = 2, sw = 3;
   size_t nx = (size_t)n * ih * iw * ips, ny = (size_t)n * ih * sh * iw * sw * ops;
@@ -1070,7 +1140,7 @@ static int bench(int batch) {
   cmocka_unit_test(test_conv_validate), cmocka_unit_test(test_conv_f16_out_f16),                     \
       cmocka_unit_test(test_conv_f16_out_f32), cmocka_unit_test(test_conv_f32_exact),                \
       cmocka_unit_test(test_conv_f16_tactics), cmocka_unit_test(test_conv_nchw),                      \
-      cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_resize),  \
+      cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_maxpool_chain), cmocka_unit_test(test_resize),  \
       cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
       cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy)
 

@@ -24,6 +24,11 @@ typedef struct kiln_cuda_pool_params { /* "cuda.maxpool" */
   kiln_cuda_pool_desc desc;
 } kiln_cuda_pool_params;
 
+typedef struct kiln_cuda_pool_chain_params { /* "cuda.maxpool_chain": n_out chained same-size MaxPools */
+  kiln_cuda_pool_desc desc;                  /* one pool's window; out_pixel_stride shared by the outputs */
+  int32_t n_out, reserved;
+} kiln_cuda_pool_chain_params;
+
 typedef struct kiln_cuda_resize_params { /* "cuda.resize_nearest": integer upsampling factors */
   int64_t scale_h, scale_w;
 } kiln_cuda_resize_params;

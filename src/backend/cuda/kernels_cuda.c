@@ -135,6 +135,36 @@ static kiln_status pool_run(const kiln_layer_rt *L, const kiln_exec *ex) {
                                   ex->stream);
 }
 
+/* cuda.maxpool_chain: input x, outputs y[0..n_out) (SPPF's three pools; see spatial_cuda.h). */
+static kiln_status pool_chain_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_pool_chain_params), 1, 1, 1, KILN_CUDA_POOL_CHAIN_MAX));
+  kiln_cuda_pool_chain_params *p = L->state;
+  kiln_cuda_pool_desc *d = &p->desc;
+  if (p->n_out != L->n_out) return bad_layer(L, "the pool chain's output count does not match its outputs");
+  const kiln_tensor_rec *x = tensor(e, L->in[0]);
+  if (x->layout != KILN_LAYOUT_NHWC || x->dtype != (uint32_t)d->dtype || !dims_are(x, d->batch, d->channels, d->in_h, d->in_w))
+    return bad_layer(L, "the input does not match the pool chain");
+  d->in_pixel_stride = x->pixel_stride;
+  for (int i = 0; i < L->n_out; i++) {
+    const kiln_tensor_rec *y = tensor(e, L->out[i]);
+    if (y->layout != KILN_LAYOUT_NHWC || y->dtype != x->dtype || !dims_are(y, d->batch, d->channels, d->out_h, d->out_w))
+      return bad_layer(L, "an output does not match the pool chain");
+    int64_t ps = y->pixel_stride ? y->pixel_stride : d->channels;
+    if (i == 0) d->out_pixel_stride = ps;
+    else if (ps != d->out_pixel_stride)
+      return bad_layer(L, "the pool chain's outputs have different pixel strides");
+  }
+  if (!kiln_cuda_maxpool_chain_supported(d)) return bad_layer(L, "the pool chain's window cannot run as one kernel");
+  return NULL;
+}
+
+static kiln_status pool_chain_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_pool_chain_params *p = L->state;
+  void *y[KILN_CUDA_POOL_CHAIN_MAX];
+  for (int i = 0; i < L->n_out; i++) y[i] = ex->ptrs[L->out[i]];
+  return kiln_cuda_maxpool_chain_nhwc(&p->desc, L->n_out, ex->ptrs[L->in[0]], y, ex->stream);
+}
+
 static kiln_status resize_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   KILN_TRY(take_params(L, sizeof(kiln_cuda_resize_params), 1, 1, 1, 1));
   const kiln_cuda_resize_params *p = L->state;
@@ -384,6 +414,7 @@ static const char *conv_variant(const kiln_layer_rt *L) { return kiln_cuda_conv_
 
 const kiln_kernel kiln_kernel_cuda_conv = {"cuda.conv", conv_prepare, free, conv_run, conv_variant};
 const kiln_kernel kiln_kernel_cuda_maxpool = {"cuda.maxpool", pool_prepare, free, pool_run};
+const kiln_kernel kiln_kernel_cuda_maxpool_chain = {"cuda.maxpool_chain", pool_chain_prepare, free, pool_chain_run};
 const kiln_kernel kiln_kernel_cuda_resize_nearest = {"cuda.resize_nearest", resize_prepare, free, resize_run};
 const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run};
 const kiln_kernel kiln_kernel_cuda_softmax = {"cuda.softmax", softmax_prepare, free, softmax_run};

@@ -2,6 +2,7 @@
 #include "backend/cuda/spatial_cuda.h"
 #include "backend/cuda/cuda_common.cuh"
 
+#include <limits.h>
 #include <math.h>
 
 namespace {
@@ -123,6 +124,75 @@ static void launch_maxpool_vec(const PoolP &p, const T *x, T *y, cudaStream_t s)
   else maxpool_vec_kernel<T, 0, V><<<g, TPB, 0, s>>>(p, x, y);
 }
 
+// ---- MaxPool chains (SPPF) -----------------------------------------------------------------------------
+// Block: one image and one group of V channels (a U-byte unit per pixel), the whole H x W map in shared
+// memory twice (a and b). Each pool is a row pass (a -> b: max over the clipped row window) and a column
+// pass (b -> a, and out to y[i]); clipping each axis separately is exactly the 2-D window with pads as
+// -inf. Values stay in their storage type (max is exact in any type); comparisons are made in fp32 with
+// fmaxf, as the single-pool kernels do, so NaN handling is the same.
+constexpr int CHAIN_THREADS = 256;
+constexpr int CHAIN_SMEM = 48 * 1024;
+
+struct ChainP {
+  int C, H, W, RH, RW, n_out, groups; // RH / RW: window radius
+  long long ips, ops;
+};
+
+template <typename T, int V>
+__device__ __forceinline__ void max_into(VecN<T, V> &m, const VecN<T, V> &v) {
+#pragma unroll
+  for (int k = 0; k < V; k++) kiln_st(&m.e[k], fmaxf(kiln_ld(&m.e[k]), kiln_ld(&v.e[k])));
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(CHAIN_THREADS) maxpool_chain_kernel(ChainP p, const T *x, T *y0, T *y1, T *y2, T *y3) {
+  typedef VecN<T, V> Vec;
+  typedef typename Vec::U U;
+  extern __shared__ uint4 chain_smem[];
+  const int HW = p.H * p.W;
+  U *a = reinterpret_cast<U *>(chain_smem), *b = a + HW;
+  const int n = blockIdx.x / p.groups, g = blockIdx.x - n * p.groups;
+  const long long c0 = (long long)g * V;
+  for (int i = threadIdx.x; i < HW; i += CHAIN_THREADS)
+    a[i] = *reinterpret_cast<const U *>(x + ((long long)n * HW + i) * p.ips + c0);
+  __syncthreads();
+  T *const ys[KILN_CUDA_POOL_CHAIN_MAX] = {y0, y1, y2, y3};
+  for (int k = 0; k < p.n_out; k++) {
+    for (int i = threadIdx.x; i < HW; i += CHAIN_THREADS) { // rows: a -> b
+      const int h = i / p.W, w = i - h * p.W;
+      const int lo = max(w - p.RW, 0), hi = min(w + p.RW, p.W - 1);
+      Vec m, v;
+      m.u = a[h * p.W + lo];
+      for (int j = lo + 1; j <= hi; j++) {
+        v.u = a[h * p.W + j];
+        max_into<T, V>(m, v);
+      }
+      b[i] = m.u;
+    }
+    __syncthreads();
+    T *yk = ys[k];
+    for (int i = threadIdx.x; i < HW; i += CHAIN_THREADS) { // columns: b -> a and y[k]
+      const int h = i / p.W, w = i - h * p.W;
+      const int lo = max(h - p.RH, 0), hi = min(h + p.RH, p.H - 1);
+      Vec m, v;
+      m.u = b[lo * p.W + w];
+      for (int j = lo + 1; j <= hi; j++) {
+        v.u = b[j * p.W + w];
+        max_into<T, V>(m, v);
+      }
+      a[i] = m.u;
+      *reinterpret_cast<U *>(yk + ((long long)n * HW + i) * p.ops + c0) = m.u;
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T, int V>
+void launch_chain(const ChainP &p, int blocks, const T *x, T *const *y, cudaStream_t s) {
+  const size_t smem = 2 * (size_t)p.H * p.W * V * sizeof(T);
+  maxpool_chain_kernel<T, V><<<blocks, CHAIN_THREADS, smem, s>>>(p, x, y[0], y[1], y[2], y[3]);
+}
+
 template <typename T>
 __global__ void resize_vec_kernel(const T *x, T *y, int C, int IH, int IW, int SH, int SW, long long ips,
                                   long long ops, long long total_vec) {
@@ -237,6 +307,59 @@ extern "C" kiln_status kiln_cuda_maxpool2d_nhwc(const kiln_cuda_pool_desc *d, co
     maxpool_kernel<<<blocks_for(p.total), TPB, 0, s>>>(p, (const float *)x, (float *)y);
   else
     maxpool_kernel<<<blocks_for(p.total), TPB, 0, s>>>(p, (const __half *)x, (__half *)y);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+// Whether a chain of pools with window d runs as one kernel: same-size windows (see spatial_cuda.h) and
+// the map in shared memory twice at 4 bytes per pixel (the narrowest unit the kernel takes).
+extern "C" int kiln_cuda_maxpool_chain_supported(const kiln_cuda_pool_desc *d) {
+  if (!d || !is_float(d->dtype) || d->batch < 1 || d->channels < 1 || d->in_h < 1 || d->in_w < 1) return 0;
+  const size_t es = d->dtype == KILN_CUDA_F32 ? 4 : 2;
+  return d->out_h == d->in_h && d->out_w == d->in_w && d->stride_h == 1 && d->stride_w == 1 && d->dilation_h == 1 &&
+         d->dilation_w == 1 && d->kernel_h % 2 == 1 && d->kernel_w % 2 == 1 && d->pad_top == (d->kernel_h - 1) / 2 &&
+         d->pad_left == (d->kernel_w - 1) / 2 && (d->channels * es) % 4 == 0 &&
+         2 * d->in_h * d->in_w * 4 <= CHAIN_SMEM && d->batch * d->channels < (1ll << 31) &&
+         (!d->in_pixel_stride || d->in_pixel_stride >= d->channels) &&
+         (!d->out_pixel_stride || d->out_pixel_stride >= d->channels);
+}
+
+extern "C" kiln_status kiln_cuda_maxpool_chain_nhwc(const kiln_cuda_pool_desc *d, int n_out, const void *x,
+                                                    void *const *y, kiln_cuda_stream stream) {
+  if (!kiln_cuda_maxpool_chain_supported(d) || n_out < 1 || n_out > KILN_CUDA_POOL_CHAIN_MAX || !y)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda maxpool chain: bad descriptor or %d outputs", n_out);
+  ChainP p;
+  p.C = (int)d->channels, p.H = (int)d->in_h, p.W = (int)d->in_w;
+  p.RH = (int)(d->kernel_h - 1) / 2, p.RW = (int)(d->kernel_w - 1) / 2, p.n_out = n_out;
+  p.ips = d->in_pixel_stride ? d->in_pixel_stride : d->channels;
+  p.ops = d->out_pixel_stride ? d->out_pixel_stride : d->channels;
+  const size_t es = d->dtype == KILN_CUDA_F32 ? 4 : 2;
+  void *ys[KILN_CUDA_POOL_CHAIN_MAX];
+  bool a16 = (uintptr_t)x % 16 == 0 && (p.ips * es) % 16 == 0 && (p.ops * es) % 16 == 0 && (p.C * es) % 16 == 0;
+  bool a4 = (uintptr_t)x % 4 == 0 && (p.ips * es) % 4 == 0 && (p.ops * es) % 4 == 0;
+  for (int i = 0; i < KILN_CUDA_POOL_CHAIN_MAX; i++) {
+    ys[i] = y[i < n_out ? i : 0];
+    a16 = a16 && (uintptr_t)ys[i] % 16 == 0;
+    a4 = a4 && (uintptr_t)ys[i] % 4 == 0;
+  }
+  // 16-byte units when the map fits and that still gives two blocks per SM-ish (132 SMs): the batch-1 SPPF
+  // has 16 groups of 8 fp16 channels, too few blocks, so it takes 4-byte units (64 blocks).
+  const int64_t hw = d->in_h * d->in_w, groups16 = p.C * (int64_t)es / 16;
+  const bool use16 = a16 && 2 * hw * 16 <= CHAIN_SMEM && d->batch * groups16 >= 256;
+  if (!use16 && !a4)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda maxpool chain: tensors not 4-byte aligned");
+  const int units = use16 ? 16 : 4;
+  p.groups = (int)(p.C * (int64_t)es / units);
+  const long long blocks = d->batch * p.groups;
+  if (blocks > INT_MAX) return kiln_error(KILN_ERR_UNSUPPORTED, "cuda maxpool chain: too many blocks");
+  cudaStream_t s = (cudaStream_t)stream;
+  if (d->dtype == KILN_CUDA_F32) {
+    if (use16) launch_chain<float, 4>(p, (int)blocks, (const float *)x, (float *const *)ys, s);
+    else launch_chain<float, 1>(p, (int)blocks, (const float *)x, (float *const *)ys, s);
+  } else {
+    if (use16) launch_chain<__half, 8>(p, (int)blocks, (const __half *)x, (__half *const *)ys, s);
+    else launch_chain<__half, 2>(p, (int)blocks, (const __half *)x, (__half *const *)ys, s);
+  }
   KILN_CUDA_LAUNCH_CHECK();
   return NULL;
 }

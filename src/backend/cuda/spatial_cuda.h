@@ -26,6 +26,18 @@ typedef struct kiln_cuda_pool_desc {
 kiln_status kiln_cuda_maxpool2d_nhwc(const kiln_cuda_pool_desc *d, const void *x, void *y,
                                      kiln_cuda_stream stream);
 
+/* A chain of n_out MaxPools (1 <= n_out <= KILN_CUDA_POOL_CHAIN_MAX) with the same "same-size" window
+ * (d: stride 1, dilation 1, odd kernel, pad (k - 1) / 2, out size = in size), each pooling the previous
+ * one's output: y[0] = pool(x), y[i] = pool(y[i - 1]), as YOLO's SPPF chains three 5x5 pools. One pass:
+ * the block loads its map (one image, a group of channels) into shared memory once and runs every pool
+ * there as a separable row / column max, writing each result to its own (channel-strided) y[i], whose
+ * pixel stride is out_pixel_stride for all of them. kiln_cuda_maxpool_chain_supported says whether d
+ * qualifies (the map must fit in shared memory); unsupported chains run as separate pools. */
+#define KILN_CUDA_POOL_CHAIN_MAX 4
+int kiln_cuda_maxpool_chain_supported(const kiln_cuda_pool_desc *d);
+kiln_status kiln_cuda_maxpool_chain_nhwc(const kiln_cuda_pool_desc *d, int n_out, const void *x, void *const *y,
+                                         kiln_cuda_stream stream);
+
 /* Nearest-neighbour upsampling by integer factors (YOLO's Resize, scale 2): y[oh][ow] = x[oh/sh][ow/sw]
  * (ONNX nearest with asymmetric coordinates and floor rounding gives exactly this for integer scales). */
 kiln_status kiln_cuda_resize_nearest_nhwc(kiln_cuda_dtype dt, int64_t batch, int64_t channels, int64_t in_h,
