@@ -60,7 +60,12 @@ typedef struct kiln_kernel {
   kiln_status (*run)(const kiln_layer_rt *L, const kiln_exec *ex);
   /* Optional: the variant prepare chose (tile shape, split-K...), a static string, for profiles. */
   const char *(*variant)(const kiln_layer_rt *L);
+  unsigned flags; /* KILN_KERNEL_* */
 } kiln_kernel;
+
+/* The kernel steps through row-strided LINEAR tensors (engine_format.h) among its inputs and outputs. The
+ * loader refuses an engine that gives such a tensor to a kernel without this flag. */
+#define KILN_KERNEL_ROW_STRIDED 1u
 
 const kiln_kernel *kiln_kernel_find(const char *name);
 

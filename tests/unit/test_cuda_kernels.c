@@ -505,6 +505,79 @@ static void test_layout(void **state) {
   dev_free(&dx3), dev_free(&dp), dev_free(&dl);
 }
 
+/* Several NHWC maps into the rows of one LINEAR tensor (the YOLO head's spatial Concat, cuda.convert_concat):
+ * map k of hw[k] pixels, pixel stride c + extra[k], goes to columns off0 + sum(hw[<k]) of rows `pitch` apart,
+ * images `img` apart (pitch and img leave gaps that must stay poisoned). */
+static void maps_case(kiln_cuda_dtype xt, kiln_cuda_dtype yt, int n, int c, int nm, const int *hw, const int *extra, int off0,
+                      int gap, int img_gap, kiln_epilogue act) {
+  kiln_cuda_nhwc_map maps[4];
+  float *xs[4];
+  dbuf dxs[4];
+  int cols = off0;
+  for (int k = 0; k < nm; k++) {
+    int xps = c + extra[k];
+    size_t nx = (size_t)n * hw[k] * xps;
+    xs[k] = rand_vec(nx, xt == KILN_CUDA_F16);
+    for (size_t i = 0; i < nx; i++) xs[k][i] *= 4; /* a sigmoid's whole range */
+    dxs[k] = dev_up(xs[k], nx, xt);
+    maps[k] = (kiln_cuda_nhwc_map){dxs[k].d, hw[k], extra[k] ? xps : 0, cols};
+    cols += hw[k];
+  }
+  const int64_t pitch = cols + gap, img = (int64_t)c * pitch + img_gap;
+  dbuf dy = dev_new((size_t)(n * img), yt);
+  ASSERT_OK(kiln_cuda_nhwc_to_nchw_maps(maps, nm, xt, dy.d, yt, n, c, pitch, img_gap ? img : 0, act, NULL));
+  float *y = dev_down(&dy);
+  char *hit = calloc((size_t)(n * img), 1);
+  for (int k = 0; k < nm; k++)
+    for (int b = 0; b < n; b++)
+      for (int ch = 0; ch < c; ch++)
+        for (int p = 0; p < hw[k]; p++) {
+          size_t o = (size_t)(b * img + ch * pitch + maps[k].y_offset + p);
+          float v = xs[k][((size_t)b * hw[k] + p) * (size_t)(c + extra[k]) + ch];
+          double want = act_ref(xt == KILN_CUDA_F16 ? round_h(v) : v, act);
+          if (yt == KILN_CUDA_F16) want = round_h((float)want);
+          check_close("nhwc_to_nchw_maps", o, y[o], want, yt == KILN_CUDA_F16 ? 2e-3 : act.act ? 1e-6 : 0);
+          hit[o] = 1;
+        }
+  for (size_t o = 0; o < (size_t)(n * img); o++) /* the gaps between columns, rows and images */
+    if (!hit[o] && !isnan(y[o])) {
+      print_error("nhwc_to_nchw_maps: element %zu outside the maps was written\n", o);
+      fail();
+    }
+  free(hit), free(y);
+  dev_free(&dy);
+  for (int k = 0; k < nm; k++) free(xs[k]), dev_free(&dxs[k]);
+}
+
+static void test_nhwc_maps(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  kiln_epilogue none = {KILN_ACT_NONE, 0, 0, 0}, sig = {KILN_ACT_SIGMOID, 0, 0, 0};
+  const int hw3[3] = {67, 130, 5}, hw_yolo[3] = {64 * 3, 36, 4}, dense[3] = {0, 0, 0}, wide[3] = {8, 0, 16},
+            odd[3] = {0, 3, 0};
+  const kiln_cuda_dtype dts[2] = {KILN_CUDA_F16, KILN_CUDA_F32};
+  for (int i = 0; i < 2; i++)
+    for (int o = 0; o < 2; o++) {
+      kiln_cuda_dtype xt = dts[i], yt = dts[o];
+      /* the fast path: odd pixel counts (tile tails), 4-aligned columns (vector stores) or not (scalar),
+       * an image stride wider than the rows (a row-strided Concat member), one or two channel tiles */
+      maps_case(xt, yt, 3, 24, 3, hw3, dense, 0, 0, 0, sig);
+      maps_case(xt, yt, 2, 80, 3, hw_yolo, wide, 4, 4, 8 * 4, sig);
+      maps_case(xt, yt, 2, 16, 3, hw3, wide, 3, 5, 17, none);
+      maps_case(xt, yt, 2, 136, 3, hw3, dense, 0, 2, 0, sig);
+      maps_case(xt, yt, 1, 8, 1, hw3, dense, 1, 0, 0, none);
+      /* the general path: channels or a pixel stride that 16-byte chunks do not divide */
+      maps_case(xt, yt, 2, 12, 3, hw3, dense, 2, 3, 9, sig);
+      maps_case(xt, yt, 3, 24, 3, hw3, odd, 0, 0, 40, sig);
+      maps_case(xt, yt, 2, 5, 2, hw3, dense, 0, 1, 3, none);
+    }
+  kiln_cuda_nhwc_map m = {NULL, 10, 0, 4};
+  expect_error(kiln_cuda_nhwc_to_nchw_maps(&m, 1, KILN_CUDA_F16, NULL, KILN_CUDA_F32, 1, 8, 12, 0, none, NULL),
+               KILN_ERR_INVALID_ARGUMENT, "overlap");
+  expect_error(kiln_cuda_nhwc_to_nchw_maps(&m, 1, KILN_CUDA_F16, NULL, KILN_CUDA_F32, 1, 8, 14, 100, none, NULL),
+               KILN_ERR_INVALID_ARGUMENT, "overlap");
+}
+
 /* ---- MaxPool / Resize ---------------------------------------------------------------------------- */
 static void pool_case(kiln_cuda_dtype dt, int n, int c, int ih, int iw, int k, int s, int pad, int ips, int ops) {
   int oh = (ih + 2 * pad - k) / s + 1, ow = (iw + 2 * pad - k) / s + 1;
@@ -765,6 +838,67 @@ static void test_activation(void **state) {
       dev_free(&dx), dev_free(&dy);
     }
   free(x);
+}
+
+/* Row-strided operands and results (Concat members and Slices at batch > 1, engine_format.h): a [3,2,5]
+ * in rows 17 apart, op b broadcast as [1,2,5], [5] or a scalar, into y rows 23 apart at offset 4, with
+ * the activation fused; the gaps stay poisoned. */
+static void test_binary_rows(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int rows = 3, len = 10, as = 17, ys = 23, yoff = 4;
+  const int64_t ad[3] = {3, 2, 5}, bd1[3] = {1, 2, 5}, bd2[1] = {5};
+  float *a = rand_vec((size_t)rows * as, 1), *b = rand_vec(10, 1);
+  for (int i = 0; i < 10; i++) b[i] = round_h(fabsf(b[i]) + 0.5f);
+  kiln_epilogue acts[2] = {{KILN_ACT_NONE, 0, 0, 0}, {KILN_ACT_SIGMOID, 0, 0, 0}};
+  for (int t = 0; t < 2; t++) {
+    kiln_cuda_dtype dt = t ? KILN_CUDA_F16 : KILN_CUDA_F32;
+    dbuf da = dev_up(a, (size_t)rows * as, dt), db = dev_up(b, 10, dt);
+    for (int bk = 0; bk < 3; bk++)
+      for (int op = KILN_CUDA_ADD; op <= KILN_CUDA_DIV; op++) {
+        kiln_epilogue act = acts[(bk + op) % 2];
+        dbuf dy = dev_new((size_t)(yoff + rows * ys), dt);
+        kiln_cuda_rows ra = {da.d, 3, ad, as};
+        kiln_cuda_rows rb = {db.d, bk == 0 ? 3 : bk == 1 ? 1 : 0, bk == 0 ? bd1 : bd2, 0};
+        void *yp = (char *)dy.d + yoff * dy.es;
+        /* b op a for the rank-1 case: the strided operand on the other side */
+        if (bk == 1) ASSERT_OK(kiln_cuda_binary_rows((kiln_cuda_binop)op, dt, rb, ra, yp, ys, act, NULL));
+        else ASSERT_OK(kiln_cuda_binary_rows((kiln_cuda_binop)op, dt, ra, rb, yp, ys, act, NULL));
+        float *y = dev_down(&dy);
+        for (int k = 0; k < yoff + rows * ys; k++) {
+          int r = (k - yoff) / ys, j = (k - yoff) % ys;
+          if (k < yoff || j >= len) {
+            assert_true(isnan(y[k]));
+            continue;
+          }
+          double av = a[r * as + j], bv = bk == 0 ? b[j] : bk == 1 ? b[j % 5] : b[0], v;
+          v = bk == 1 ? binop_ref((kiln_cuda_binop)op, bv, av) : binop_ref((kiln_cuda_binop)op, av, bv);
+          check_close("binary_rows", (size_t)k, y[k], act_ref(v, act), t ? 1e-2 : 1e-6);
+        }
+        free(y);
+        dev_free(&dy);
+      }
+    /* unary: x rows 17 apart -> y rows 23 apart */
+    dbuf dy = dev_new((size_t)(yoff + rows * ys), dt);
+    ASSERT_OK(kiln_cuda_activation_rows(dt, acts[1], rows, len, da.d, as, (char *)dy.d + yoff * dy.es, ys, NULL));
+    float *y = dev_down(&dy);
+    for (int k = 0; k < yoff + rows * ys; k++) {
+      int r = (k - yoff) / ys, j = (k - yoff) % ys;
+      if (k < yoff || j >= len) assert_true(isnan(y[k]));
+      else check_close("activation_rows", (size_t)k, y[k], act_ref(a[r * as + j], acts[1]), t ? 1e-2 : 1e-6);
+    }
+    free(y);
+    dev_free(&dy), dev_free(&da), dev_free(&db);
+  }
+  kiln_cuda_rows ra = {NULL, 3, ad, 9}, rb = {NULL, 1, bd2, 0};
+  expect_error(kiln_cuda_binary_rows(KILN_CUDA_ADD, KILN_CUDA_F32, ra, rb, NULL, 0, acts[0], NULL), KILN_ERR_INVALID_ARGUMENT,
+               "overlap");
+  ra.row_stride = 0;
+  expect_error(kiln_cuda_binary_rows(KILN_CUDA_ADD, KILN_CUDA_F32, ra, rb, NULL, 7, acts[0], NULL), KILN_ERR_INVALID_ARGUMENT,
+               "overlap");
+  expect_error(kiln_cuda_activation_rows(KILN_CUDA_F32, acts[0], 2, 10, NULL, 9, NULL, 0, NULL), KILN_ERR_INVALID_ARGUMENT,
+               "row stride");
+  free(a), free(b);
 }
 
 static void test_concat_copy(void **state) {
@@ -1040,7 +1174,8 @@ static int bench(int batch) {
       cmocka_unit_test(test_conv_f16_tactics), cmocka_unit_test(test_conv_nchw),                      \
       cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_resize),  \
       cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
-      cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy)
+      cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy), cmocka_unit_test(test_nhwc_maps), \
+      cmocka_unit_test(test_binary_rows)
 
 #else /* no CUDA at build time: one test that skips */
 

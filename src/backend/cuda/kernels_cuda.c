@@ -172,6 +172,10 @@ static kiln_status eltwise_prepare(const kiln_engine_view *e, kiln_layer_rt *L) 
       (b && b->rank > KILN_CUDA_MAX_RANK) || y->rank > KILN_CUDA_MAX_RANK)
     return bad_layer(L, "unsupported elementwise operands");
   if (!b && numel(a) != numel(y)) return bad_layer(L, "unary operand of the wrong size");
+  /* row-strided operands (the loader checked their strides): a unary op walks a and y row by row */
+  if (!b && (kiln_tensor_row_strided(a) || kiln_tensor_row_strided(y)) &&
+      (a->rank < 1 || y->rank < 1 || a->dims[0] != y->dims[0] || kiln_tensor_row_len(a) != kiln_tensor_row_len(y)))
+    return bad_layer(L, "row-strided unary operands of different rows");
   if (b) { /* the broadcast shape of a and b must be y's, or the kernel would write past y */
     uint32_t r = y->rank;
     if (a->rank > r || b->rank > r) return bad_layer(L, "operands of a higher rank than the result");
@@ -184,6 +188,10 @@ static kiln_status eltwise_prepare(const kiln_engine_view *e, kiln_layer_rt *L) 
   return NULL;
 }
 
+/* A LINEAR tensor's row stride for the kernels (0 = dense). One row: nothing to step over (and y's dim 0
+ * may then be a leading 1 the broadcast shape of lower-rank operands does not have). */
+static int64_t row_stride(const kiln_tensor_rec *t) { return t->rank && t->dims[0] > 1 ? t->pixel_stride : 0; }
+
 static kiln_status eltwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
   const kiln_cuda_eltwise_params *p = L->state;
   const kiln_tensor_rec *a = &ex->tensors[L->in[0]], *y = &ex->tensors[L->out[0]];
@@ -193,12 +201,15 @@ static kiln_status eltwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
     return kiln_cuda_eltwise_nhwc(p->op, p->act, dt, y->dims[0] * y->dims[2] * y->dims[3], y->dims[1], ex->ptrs[L->in[0]],
                                   a->pixel_stride, b ? ex->ptrs[L->in[1]] : NULL, b ? b->pixel_stride : 0,
                                   ex->ptrs[L->out[0]], y->pixel_stride, ex->stream);
-  if (!b) return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->in[0]], ex->ptrs[L->out[0]], ex->stream);
-  KILN_TRY(kiln_cuda_binary((kiln_cuda_binop)p->op, dt, ex->ptrs[L->in[0]], (int)a->rank, a->dims, ex->ptrs[L->in[1]],
-                            (int)b->rank, b->dims, ex->ptrs[L->out[0]], ex->stream));
-  if (p->act.act != KILN_ACT_NONE)
-    return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->out[0]], ex->ptrs[L->out[0]], ex->stream);
-  return NULL;
+  if (!b) {
+    if (!kiln_tensor_row_strided(a) && !kiln_tensor_row_strided(y))
+      return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->in[0]], ex->ptrs[L->out[0]], ex->stream);
+    return kiln_cuda_activation_rows(dt, p->act, y->dims[0], kiln_tensor_row_len(y), ex->ptrs[L->in[0]], row_stride(a),
+                                     ex->ptrs[L->out[0]], row_stride(y), ex->stream);
+  }
+  kiln_cuda_rows ra = {ex->ptrs[L->in[0]], (int)a->rank, a->dims, row_stride(a)};
+  kiln_cuda_rows rb = {ex->ptrs[L->in[1]], (int)b->rank, b->dims, row_stride(b)};
+  return kiln_cuda_binary_rows((kiln_cuda_binop)p->op, dt, ra, rb, ex->ptrs[L->out[0]], row_stride(y), p->act, ex->stream);
 }
 
 /* ---- cuda.softmax / cuda.transpose (LINEAR) ------------------------------------------------------- */
@@ -345,6 +356,8 @@ static kiln_status concat_run(const kiln_layer_rt *L, const kiln_exec *ex) { ret
 static kiln_status split_run(const kiln_layer_rt *L, const kiln_exec *ex) { return parts_run(L, ex, 0); }
 
 /* ---- cuda.convert_concat: NHWC maps [N,C,H,W] -> slices of a LINEAR [N,C,sum(H*W)] ---------------- */
+/* The output may be row-strided (its images pixel_stride elements apart): a member of the output Concat
+ * along the channels at batch > 1, written in place. */
 static kiln_status convert_concat_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   KILN_TRY(take_params(L, sizeof(kiln_cuda_convert_concat_params), 1, KILN_CUDA_MAX_PARTS, 1, 1));
   const kiln_cuda_convert_concat_params *p = L->state;
@@ -365,27 +378,33 @@ static kiln_status convert_concat_prepare(const kiln_engine_view *e, kiln_layer_
 static kiln_status convert_concat_run(const kiln_layer_rt *L, const kiln_exec *ex) {
   const kiln_cuda_convert_concat_params *p = L->state;
   const kiln_tensor_rec *y = &ex->tensors[L->out[0]];
-  size_t es = kiln_dtype_size((kiln_dtype)y->dtype);
+  kiln_cuda_nhwc_map maps[KILN_CUDA_MAX_PARTS];
   int64_t at = 0;
-  for (int32_t k = 0; k < L->n_in; k++) {
-    const kiln_tensor_rec *x = &ex->tensors[L->in[k]];
-    int64_t hw = x->dims[2] * x->dims[3];
-    KILN_TRY(kiln_cuda_nhwc_to_nchw_act(ex->ptrs[L->in[k]], (kiln_cuda_dtype)x->dtype, x->pixel_stride,
-                                        (uint8_t *)ex->ptrs[L->out[0]] + (size_t)at * es, (kiln_cuda_dtype)y->dtype,
-                                        x->dims[0], x->dims[1], hw, y->dims[2], p->act, ex->stream));
-    at += hw;
+  /* one launch per run of inputs of one type (all of them, in practice) */
+  for (int32_t k0 = 0; k0 < L->n_in;) {
+    uint32_t dt = ex->tensors[L->in[k0]].dtype;
+    int m = 0;
+    for (; k0 + m < L->n_in && ex->tensors[L->in[k0 + m]].dtype == dt; m++) {
+      const kiln_tensor_rec *x = &ex->tensors[L->in[k0 + m]];
+      maps[m] = (kiln_cuda_nhwc_map){ex->ptrs[L->in[k0 + m]], x->dims[2] * x->dims[3], x->pixel_stride, at};
+      at += maps[m].hw;
+    }
+    KILN_TRY(kiln_cuda_nhwc_to_nchw_maps(maps, m, (kiln_cuda_dtype)dt, ex->ptrs[L->out[0]], (kiln_cuda_dtype)y->dtype,
+                                         y->dims[0], y->dims[1], y->dims[2], y->pixel_stride, p->act, ex->stream));
+    k0 += m;
   }
   return NULL;
 }
 
-const kiln_kernel kiln_kernel_cuda_convert_concat = {"cuda.convert_concat", convert_concat_prepare, free, convert_concat_run};
+const kiln_kernel kiln_kernel_cuda_convert_concat = {"cuda.convert_concat", convert_concat_prepare, free, convert_concat_run,
+                                                     NULL, KILN_KERNEL_ROW_STRIDED};
 const kiln_kernel kiln_kernel_cuda_convert = {"cuda.convert", convert_prepare, free, convert_run};
 static const char *conv_variant(const kiln_layer_rt *L) { return kiln_cuda_conv_kernel_name(&((const conv_state *)L->state)->desc); }
 
 const kiln_kernel kiln_kernel_cuda_conv = {"cuda.conv", conv_prepare, free, conv_run, conv_variant};
 const kiln_kernel kiln_kernel_cuda_maxpool = {"cuda.maxpool", pool_prepare, free, pool_run};
 const kiln_kernel kiln_kernel_cuda_resize_nearest = {"cuda.resize_nearest", resize_prepare, free, resize_run};
-const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run};
+const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run, NULL, KILN_KERNEL_ROW_STRIDED};
 const kiln_kernel kiln_kernel_cuda_softmax = {"cuda.softmax", softmax_prepare, free, softmax_run};
 const kiln_kernel kiln_kernel_cuda_softmax_dot = {"cuda.softmax_dot", softmax_dot_prepare, free, softmax_dot_run};
 const kiln_kernel kiln_kernel_cuda_transpose = {"cuda.transpose", transpose_prepare, free, transpose_run};
