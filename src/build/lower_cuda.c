@@ -519,10 +519,11 @@ static void linear_rows_of(cuda_lower *cl, int32_t t, int32_t *root, uint64_t *o
   *row_stride = r->pixel_stride ? r->pixel_stride : kiln_tensor_row_len(r);
 }
 
-/* Whether node p lowers to a LINEAR cuda.eltwise layer (whose kernel steps through row-strided inputs and
- * output): the conditions under which lower_linear routes it to lower_eltwise and that succeeds, so the
- * prediction cannot go wrong. */
-static bool row_strided_eltwise(cuda_lower *cl, int32_t p) {
+/* Whether node p lowers to a LINEAR cuda.eltwise layer, alone or fused with its neighbours into a
+ * cuda.pointwise (both kernels step through row-strided inputs and outputs): the conditions under which
+ * lower_linear routes it to lower_pointwise_run / lower_eltwise and those succeed, so the prediction
+ * cannot go wrong. */
+static bool linear_eltwise(cuda_lower *cl, int32_t p) {
   const kiln_graph *g = cl->g;
   const kiln_node *n = &g->nodes[p];
   if (cl->kind[p] != K_OTHER || cl->lc->consumed[p] || n->n_outputs != 1 || n->outputs[0] < 0) return false;
@@ -547,7 +548,7 @@ static bool row_strided_producer(cuda_lower *cl, int32_t v) {
   if (cl->spatial_concat[p]) return cl->concat_act[p] < 0; /* else it writes the activation's output */
   for (int32_t i = 0; i < g->n_nodes; i++)
     if (cl->concat_act[i] == p) return true;
-  return row_strided_eltwise(cl, p);
+  return linear_eltwise(cl, p);
 }
 
 /* A Slice along one axis >= 1 at batch > 1 (only 1s between the batch and that axis) that only
@@ -566,7 +567,7 @@ static kiln_status try_row_slice_view(cuda_lower *cl, const kiln_node *n, int32_
   for (int32_t i = 0; i < g->n_nodes; i++) {
     const kiln_node *c = &g->nodes[i];
     for (int32_t k = 0; k < c->n_inputs; k++)
-      if (c->inputs[k] == yv && !row_strided_eltwise(cl, i)) return NULL;
+      if (c->inputs[k] == yv && !linear_eltwise(cl, i)) return NULL;
   }
   int32_t in, root;
   uint64_t off;
@@ -951,6 +952,83 @@ static kiln_status lower_split_copy(cuda_lower *cl, const kiln_node *n, int32_t 
   return kiln_cuda_lower_add_layer(cl, n->name, "cuda.split", n->op_type, &in, 1, outs, m, &pp, sizeof pp, 0, 0);
 }
 
+/* ---- fused pointwise runs -----------------------------------------------------------------------------
+ * Consecutive LINEAR elementwise nodes (linear_eltwise) whose outputs have one shape become one
+ * cuda.pointwise layer: each input element is loaded once, the chain runs in registers, and only values
+ * that something outside the run reads are stored. YOLOv8's box decode (Sub, Add, Add, Sub, Div on
+ * [N,2,8400]) was five launches of ~4 us each at batch 1. Consecutive in node (topological) order, so every
+ * input of the run is produced before its first node and every reader outside it runs after its last. */
+static bool read_outside(const kiln_graph *g, int32_t v, int32_t first, int32_t last) {
+  if (kiln_lower_is_graph_output(g, v)) return true;
+  for (int32_t k = 0; k < g->n_nodes; k++) {
+    if (k >= first && k <= last) continue;
+    for (int32_t j = 0; j < g->nodes[k].n_inputs; j++)
+      if (g->nodes[k].inputs[j] == v) return true;
+  }
+  return false;
+}
+
+static kiln_status lower_pointwise_run(cuda_lower *cl, int32_t i, bool *done) {
+  *done = false;
+  const kiln_graph *g = cl->g;
+  if (!linear_eltwise(cl, i)) return NULL;
+  const kiln_shape *shape = &g->values[g->nodes[i].outputs[0]].shape;
+  if (shape->rank < 1) return NULL;
+  /* slots while the run grows: external input e -> e, the result of node i + k -> RESULT + k */
+  enum { RESULT = 1 << 16 };
+  int32_t ext[KILN_CUDA_PW_MAX_IN], n_ext = 0, last = i - 1, n_out = 0;
+  kiln_cuda_pointwise_params pp;
+  memset(&pp, 0, sizeof pp);
+  for (int32_t j = i; j < g->n_nodes && j - i < KILN_CUDA_PW_MAX_OPS; j++) {
+    const kiln_node *n = &g->nodes[j];
+    if (!linear_eltwise(cl, j) || !kiln_shape_equal(&g->values[n->outputs[0]].shape, shape)) break;
+    int32_t slot[2] = {0, 0}, n_ext_j = n_ext;
+    bool fits = true;
+    for (int32_t k = 0; k < n->n_inputs && fits; k++) {
+      int32_t v = n->inputs[k], s = -1;
+      for (int32_t m = i; m < j && s < 0; m++)
+        if (g->nodes[m].outputs[0] == v) s = RESULT + (m - i);
+      for (int32_t e = 0; e < n_ext_j && s < 0; e++)
+        if (ext[e] == v) s = e;
+      if (s < 0 && n_ext_j < KILN_CUDA_PW_MAX_IN) ext[n_ext_j] = v, s = n_ext_j++;
+      fits = s >= 0;
+      slot[k] = s;
+    }
+    if (!fits) break;
+    kiln_cuda_pw_op *q = &pp.ops[j - i];
+    q->op = n->n_inputs == 2 ? binary_op(n) : -1;
+    if (q->op < 0) unary_act(g, n, &q->act);
+    q->a = slot[0], q->b = q->op >= 0 ? slot[1] : 0;
+    n_ext = n_ext_j;
+    last = j;
+  }
+  int32_t n_ops = last - i + 1;
+  for (int32_t m = i; m <= last; m++) n_out += read_outside(g, g->nodes[m].outputs[0], i, last);
+  if (n_ops < 2 || n_out < 1 || n_out > KILN_CUDA_PW_MAX_OUT) return NULL;
+  pp.n_ops = n_ops;
+  for (int32_t o = 0; o < n_ops; o++) { /* results go after the inputs */
+    if (pp.ops[o].a >= RESULT) pp.ops[o].a += n_ext - RESULT;
+    if (pp.ops[o].b >= RESULT) pp.ops[o].b += n_ext - RESULT;
+  }
+  int32_t ins[KILN_CUDA_PW_MAX_IN], outs[KILN_CUDA_PW_MAX_OUT], k = 0;
+  for (int32_t e = 0; e < n_ext; e++)
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, ext[e], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[e]));
+  char op[160] = "";
+  for (int32_t m = i; m <= last; m++) {
+    int32_t v = g->nodes[m].outputs[0];
+    if (strlen(op) + strlen(g->nodes[m].op_type) + 2 < sizeof op)
+      snprintf(op + strlen(op), sizeof op - strlen(op), "%s%s", m > i ? "+" : "", g->nodes[m].op_type);
+    if (!read_outside(g, v, i, last)) continue; /* lives in registers only */
+    KILN_TRY(kiln_cuda_lower_linear_output(cl, v, &outs[k]));
+    pp.out_slot[k++] = n_ext + (m - i);
+  }
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, g->nodes[i].name, "cuda.pointwise", op, ins, n_ext, outs, n_out, &pp, sizeof pp, 0,
+                                     0));
+  for (int32_t m = i + 1; m <= last; m++) cl->lc->consumed[m] = 1;
+  *done = true;
+  return NULL;
+}
+
 static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
   kiln_graph *g = cl->g;
   const kiln_node *n = &g->nodes[i];
@@ -1037,8 +1115,11 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
   default: break;
   }
   kiln_epilogue ep;
-  if ((n->n_inputs == 2 && binary_op(n) >= 0) || (n->n_inputs == 1 && unary_act(g, n, &ep)))
+  if ((n->n_inputs == 2 && binary_op(n) >= 0) || (n->n_inputs == 1 && unary_act(g, n, &ep))) {
+    KILN_TRY(lower_pointwise_run(cl, i, &done)); /* with the elementwise nodes after it, if any */
+    if (done) return NULL;
     return lower_eltwise(cl, n, KILN_LAYOUT_LINEAR);
+  }
   KILN_TRY(kiln_lower_cuda_ops(cl, i, &done));
   if (done) return NULL;
   return kiln_error(KILN_ERR_UNSUPPORTED, "%s has no CUDA kernel yet (GPU engines cannot fall back to the CPU so far)",

@@ -391,7 +391,8 @@ static const char *layer_line(const char *out, const char *name, char *line, siz
 /* At batch > 1 the head's Concats, Slices and the output Concat are no copies either: the class scores'
  * convert_concat and the box decode's last Mul write their slices of output0 (row-strided views, 84*8400
  * elements per image), the decode's inner Concat is written in place the same way, and the DFL output's
- * halves are row-strided views that the decode's eltwise layers read. Both precisions. */
+ * halves are row-strided views that the decode reads. The decode's five elementwise ops on [N,2,8400] are
+ * one cuda.pointwise at any batch. Both precisions. */
 static void test_build_structure_batch2(void **state) {
   (void)state;
 #ifndef KILN_HAVE_CUDA
@@ -412,9 +413,21 @@ static void test_build_structure_batch2(void **state) {
     assert_non_null(strstr(line, "cuda.eltwise"));
     assert_non_null(strstr(line, "-> 2x4x8400(view rows/705600)"));
     assert_non_null(layer_line(out, "/model.22/Sub", line, sizeof line));
-    assert_non_null(strstr(line, "2x2x8400(view rows/33600) ->"));
+    assert_non_null(strstr(line, "Sub+Add+Add+Sub+Div cuda.pointwise"));
+    const char *arrow = strstr(line, " ->");
+    assert_non_null(arrow);
+    assert_true(strstr(line, "2x2x8400(view rows/33600)") < arrow);             /* reads the DFL halves in place */
+    assert_non_null(strstr(arrow, "-> 2x2x8400(view rows/33600) 2x2x8400(view rows/33600)")); /* writes Concat_2's */
+    const char *fused[] = {"/model.22/Add_1", "/model.22/Add_2", "/model.22/Sub_1", "/model.22/Div_1"};
+    for (int k = 0; k < 4; k++) assert_null(layer_line(out, fused[k], line, sizeof line));
     free(out);
   }
+  /* batch 1: the same fusion */
+  char *out = inspect_built(KILN_PRECISION_FP16, 0), line[1024];
+  assert_non_null(layer_line(out, "/model.22/Sub", line, sizeof line));
+  assert_non_null(strstr(line, "cuda.pointwise"));
+  assert_null(layer_line(out, "/model.22/Div_1", line, sizeof line));
+  free(out);
 }
 
 /* GPU engines built without a GPU (--cuda-arch) are complete: every layer has a CUDA kernel, the

@@ -901,6 +901,83 @@ static void test_binary_rows(void **state) {
   free(a), free(b);
 }
 
+/* A fused pointwise program (cuda.pointwise) against the same ops in host float, one at a time: the
+ * YOLOv8 box decode's shape (anchor - lt, anchor + rb, sum, difference, / 2) plus a unary sigmoid and a
+ * Max with a fused ReLU; inputs broadcast ([1,2,7], a scalar, [7]) and row-strided (B: rows 20 apart),
+ * one output row-strided (rows 30 apart at offset 3), intermediates never stored. fp32 must match bit for
+ * bit where no exp is involved (IEEE-rounded ops, no FMA contraction). */
+static void test_pointwise(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  enum { R = 3, C = 2, W = 7, LEN = C * W, BS = 20, YS = 30, YOFF = 3, N = R * LEN };
+  const int64_t dims[3] = {R, C, W}, ad[3] = {1, C, W}, dd[1] = {W};
+  float *a = rand_vec(LEN, 1), *b = rand_vec(R * BS, 1), *c = rand_vec(N, 1), *d = rand_vec(W, 1), s = 2.f;
+  kiln_epilogue none = {KILN_ACT_NONE, 0, 0, 0}, sig = {KILN_ACT_SIGMOID, 0, 0, 0}, relu = {KILN_ACT_RELU, 0, 0, 0};
+  /* slots: 0 A, 1 B, 2 C, 3 S, 4 D, then op k -> 5 + k */
+  const kiln_cuda_pw_op ops[7] = {{KILN_CUDA_SUB, 0, 1, 0, none}, {KILN_CUDA_ADD, 0, 2, 0, none}, {KILN_CUDA_ADD, 5, 6, 0, none},
+                                  {KILN_CUDA_SUB, 6, 5, 0, none}, {KILN_CUDA_DIV, 7, 3, 0, none}, {-1, 8, 0, 0, sig},
+                                  {KILN_CUDA_MAX, 9, 4, 0, relu}};
+  const int32_t slots[3] = {8, 9, 11};
+  for (int t = 0; t < 2; t++) {
+    kiln_cuda_dtype dt = t ? KILN_CUDA_F16 : KILN_CUDA_F32;
+    dbuf da = dev_up(a, LEN, dt), db = dev_up(b, R * BS, dt), dc = dev_up(c, N, dt), ds = dev_up(&s, 1, dt), dd_ = dev_up(d, W, dt);
+    dbuf y0 = dev_new(YOFF + R * YS, dt), y1 = dev_new(N, dt), y2 = dev_new(N, dt);
+    kiln_cuda_rows in[5] = {{da.d, 3, ad, 0}, {db.d, 3, dims, BS}, {dc.d, 3, dims, 0}, {ds.d, 0, NULL, 0}, {dd_.d, 1, dd, 0}};
+    void *outs[3] = {(char *)y0.d + YOFF * y0.es, y1.d, y2.d};
+    const int64_t ors[3] = {YS, 0, 0};
+    ASSERT_OK(kiln_cuda_pointwise(dt, 3, dims, 5, in, 7, ops, 3, outs, ors, slots, NULL));
+    float *h0 = dev_down(&y0), *h1 = dev_down(&y1), *h2 = dev_down(&y2);
+    for (int k = 0; k < YOFF + R * YS; k++) /* rows of out 0: only their first LEN elements are written */
+      if (k < YOFF || (k - YOFF) % YS >= LEN) assert_true(isnan(h0[k]));
+    for (int r = 0; r < R; r++)
+      for (int e = 0; e < LEN; e++) {
+        int i = r * LEN + e, w = e % W;
+        float t0 = a[e] - b[r * BS + e], t1 = a[e] + c[i], t2 = t0 + t1, t3 = t1 - t0, t4 = t2 / s;
+        float t6 = t4 > d[w] ? t4 : d[w];
+        double tol = t ? 1e-2 : 0;
+        check_close("pointwise t3 (row-strided)", (size_t)i, h0[YOFF + r * YS + e], t3, tol);
+        check_close("pointwise t4", (size_t)i, h1[i], t4, tol);
+        check_close("pointwise max+relu", (size_t)i, h2[i], t6 > 0 ? t6 : 0, tol);
+      }
+    free(h0), free(h1), free(h2);
+    dev_free(&da), dev_free(&db), dev_free(&dc), dev_free(&ds), dev_free(&dd_), dev_free(&y0), dev_free(&y1), dev_free(&y2);
+  }
+  /* the sigmoid slot as an output */
+  {
+    dbuf da = dev_up(a, LEN, KILN_CUDA_F32), db = dev_up(b, R * BS, KILN_CUDA_F32), dc = dev_up(c, N, KILN_CUDA_F32);
+    dbuf ds = dev_up(&s, 1, KILN_CUDA_F32), dd_ = dev_up(d, W, KILN_CUDA_F32), y = dev_new(N, KILN_CUDA_F32);
+    kiln_cuda_rows in[5] = {{da.d, 3, ad, 0}, {db.d, 3, dims, BS}, {dc.d, 3, dims, 0}, {ds.d, 0, NULL, 0}, {dd_.d, 1, dd, 0}};
+    void *outs[1] = {y.d};
+    const int64_t ors[1] = {0};
+    const int32_t sl[1] = {10};
+    ASSERT_OK(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 5, in, 7, ops, 1, outs, ors, sl, NULL));
+    float *h = dev_down(&y);
+    for (int r = 0; r < R; r++)
+      for (int e = 0; e < LEN; e++) {
+        float t0 = a[e] - b[r * BS + e], t1 = a[e] + c[r * LEN + e];
+        check_close("pointwise sigmoid", (size_t)(r * LEN + e), h[r * LEN + e], act_ref(t1 - t0, sig), 1e-6);
+      }
+    free(h);
+    dev_free(&da), dev_free(&db), dev_free(&dc), dev_free(&ds), dev_free(&dd_), dev_free(&y);
+  }
+  /* refused programs: an op reading its own result, an output slot past the program, a bad broadcast */
+  kiln_cuda_pw_op bad[2] = {{KILN_CUDA_ADD, 0, 1, 0, none}, {KILN_CUDA_ADD, 0, 3, 0, none}};
+  kiln_cuda_rows in2[2] = {{NULL, 3, dims, 0}, {NULL, 3, dims, 0}};
+  void *o1[1] = {NULL};
+  const int64_t z[1] = {0};
+  int32_t sl = 2;
+  expect_error(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 2, in2, 2, bad, 1, o1, z, &sl, NULL), KILN_ERR_INVALID_ARGUMENT,
+               "not computed yet");
+  sl = 4;
+  expect_error(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 2, in2, 1, bad, 1, o1, z, &sl, NULL), KILN_ERR_INVALID_ARGUMENT,
+               "bad slot");
+  const int64_t five[1] = {5};
+  in2[1].rank = 1, in2[1].dims = five;
+  sl = 2;
+  expect_error(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 2, in2, 1, bad, 1, o1, z, &sl, NULL), KILN_ERR_SHAPE, "broadcast");
+  free(a), free(b), free(c), free(d);
+}
+
 static void test_concat_copy(void **state) {
   (void)state;
   REQUIRE_GPU();
@@ -1175,7 +1252,7 @@ static int bench(int batch) {
       cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_resize),  \
       cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
       cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy), cmocka_unit_test(test_nhwc_maps), \
-      cmocka_unit_test(test_binary_rows)
+      cmocka_unit_test(test_binary_rows), cmocka_unit_test(test_pointwise)
 
 #else /* no CUDA at build time: one test that skips */
 

@@ -99,6 +99,29 @@ kiln_status kiln_cuda_eltwise_nhwc(int op, kiln_epilogue act, kiln_cuda_dtype dt
                                    const void *a, int64_t a_ps, const void *b, int64_t b_ps, void *y, int64_t y_ps,
                                    kiln_cuda_stream stream);
 
+/* A fused chain of elementwise ops (cuda.pointwise): a small program over "slots". Slots 0..n_in-1 hold
+ * the inputs (broadcast to the iteration shape), slot n_in + k the result of op k:
+ *   slot[n_in + k] = act_k(slot[a_k] op_k slot[b_k])        (op_k < 0: act_k(slot[a_k]))
+ * with a_k, b_k < n_in + k. Math in fp32 with IEEE-rounded +, -, *, / (never contracted into an FMA), so
+ * an fp32 program gives the bytes of the same ops run one by one. */
+#define KILN_CUDA_PW_MAX_IN 8
+#define KILN_CUDA_PW_MAX_OPS 16
+#define KILN_CUDA_PW_MAX_OUT 8
+typedef struct kiln_cuda_pw_op {
+  int32_t op;   /* kiln_cuda_binop, or -1: unary (the activation alone) */
+  int32_t a, b; /* operand slots (b unused for unary) */
+  int32_t reserved;
+  kiln_epilogue act; /* applied to the result (residual fields unused) */
+} kiln_cuda_pw_op;
+
+/* Runs the program over every element of the shape dims[rank] (rank 1..KILN_CUDA_MAX_RANK): loads each
+ * input once (numpy-broadcast, possibly row-strided), keeps the intermediates in registers, and stores
+ * slot out_slot[k] into out[k] (all of the iteration shape, type dt; row-strided when
+ * out_row_stride[k] != 0). Inputs have type dt too. Checks the program; allocates nothing. */
+kiln_status kiln_cuda_pointwise(kiln_cuda_dtype dt, int rank, const int64_t *dims, int n_in, const kiln_cuda_rows *in,
+                                int n_ops, const kiln_cuda_pw_op *ops, int n_out, void *const *out,
+                                const int64_t *out_row_stride, const int32_t *out_slot, kiln_cuda_stream stream);
+
 /* y = transpose(x, perm): y's dim i is x's dim perm[i]. Any element size of 1, 2, 4 or 8 bytes. */
 kiln_status kiln_cuda_transpose(size_t elem_size, int rank, const int64_t *x_dims, const int32_t *perm,
                                 const void *x, void *y, kiln_cuda_stream stream);

@@ -212,6 +212,61 @@ static kiln_status eltwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
   return kiln_cuda_binary_rows((kiln_cuda_binop)p->op, dt, ra, rb, ex->ptrs[L->out[0]], row_stride(y), p->act, ex->stream);
 }
 
+/* ---- cuda.pointwise: a fused run of LINEAR elementwise ops ------------------------------------------ */
+static kiln_status pointwise_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_pointwise_params), 1, KILN_CUDA_PW_MAX_IN, 1, KILN_CUDA_PW_MAX_OUT));
+  const kiln_cuda_pointwise_params *p = L->state;
+  const kiln_tensor_rec *y = tensor(e, L->out[0]);
+  if (p->n_ops < 1 || p->n_ops > KILN_CUDA_PW_MAX_OPS || y->layout != KILN_LAYOUT_LINEAR || !is_float_t(y) || y->rank < 1 ||
+      y->rank > KILN_CUDA_MAX_RANK)
+    return bad_layer(L, "malformed pointwise program");
+  int32_t slots = L->n_in + p->n_ops;
+  for (int32_t o = 0; o < p->n_ops; o++) { /* every operand computed before it is read */
+    const kiln_cuda_pw_op *q = &p->ops[o];
+    if (q->op < -1 || q->op > KILN_CUDA_POW || q->a < 0 || q->a >= L->n_in + o ||
+        (q->op >= 0 && (q->b < 0 || q->b >= L->n_in + o)) || (int)q->act.act < 0 || q->act.act > KILN_ACT_GELU)
+      return bad_layer(L, "pointwise op reads a slot not computed yet, or is unknown");
+  }
+  for (int32_t k = 0; k < L->n_out; k++) {
+    const kiln_tensor_rec *o = tensor(e, L->out[k]);
+    if (p->out_slot[k] < 0 || p->out_slot[k] >= slots || o->layout != KILN_LAYOUT_LINEAR || o->dtype != y->dtype ||
+        o->rank != y->rank || memcmp(o->dims, y->dims, sizeof(int64_t) * y->rank))
+      return bad_layer(L, "pointwise outputs of different shapes or types, or a bad output slot");
+    for (int32_t j = 0; j < L->n_in; j++)
+      if (L->in[j] == L->out[k]) return bad_layer(L, "pointwise output aliases an input");
+    for (int32_t j = 0; j < k; j++)
+      if (L->out[j] == L->out[k]) return bad_layer(L, "pointwise output written twice");
+  }
+  for (int32_t j = 0; j < L->n_in; j++) { /* inputs broadcast to the outputs' shape */
+    const kiln_tensor_rec *x = tensor(e, L->in[j]);
+    if (x->layout != KILN_LAYOUT_LINEAR || x->dtype != y->dtype || x->rank > y->rank)
+      return bad_layer(L, "pointwise input of another type or a higher rank");
+    for (uint32_t d = 0; d < x->rank; d++) {
+      int64_t xd = x->dims[d], yd = y->dims[d + y->rank - x->rank];
+      if (xd != 1 && xd != yd) return bad_layer(L, "pointwise input does not broadcast to the outputs");
+    }
+  }
+  return NULL;
+}
+
+static kiln_status pointwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_pointwise_params *p = L->state;
+  const kiln_tensor_rec *y = &ex->tensors[L->out[0]];
+  kiln_cuda_rows in[KILN_CUDA_PW_MAX_IN];
+  void *out[KILN_CUDA_PW_MAX_OUT];
+  int64_t rs[KILN_CUDA_PW_MAX_OUT];
+  for (int32_t j = 0; j < L->n_in; j++) {
+    const kiln_tensor_rec *x = &ex->tensors[L->in[j]];
+    in[j] = (kiln_cuda_rows){ex->ptrs[L->in[j]], (int)x->rank, x->dims, row_stride(x)};
+  }
+  for (int32_t k = 0; k < L->n_out; k++) {
+    out[k] = ex->ptrs[L->out[k]];
+    rs[k] = row_stride(&ex->tensors[L->out[k]]);
+  }
+  return kiln_cuda_pointwise((kiln_cuda_dtype)y->dtype, (int)y->rank, y->dims, L->n_in, in, p->n_ops, p->ops, L->n_out, out,
+                             rs, p->out_slot, ex->stream);
+}
+
 /* ---- cuda.softmax / cuda.transpose (LINEAR) ------------------------------------------------------- */
 static kiln_status softmax_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   KILN_TRY(take_params(L, sizeof(kiln_cuda_softmax_params), 1, 1, 1, 1));
@@ -405,6 +460,8 @@ const kiln_kernel kiln_kernel_cuda_conv = {"cuda.conv", conv_prepare, free, conv
 const kiln_kernel kiln_kernel_cuda_maxpool = {"cuda.maxpool", pool_prepare, free, pool_run};
 const kiln_kernel kiln_kernel_cuda_resize_nearest = {"cuda.resize_nearest", resize_prepare, free, resize_run};
 const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run, NULL, KILN_KERNEL_ROW_STRIDED};
+const kiln_kernel kiln_kernel_cuda_pointwise = {"cuda.pointwise", pointwise_prepare, free, pointwise_run, NULL,
+                                                KILN_KERNEL_ROW_STRIDED};
 const kiln_kernel kiln_kernel_cuda_softmax = {"cuda.softmax", softmax_prepare, free, softmax_run};
 const kiln_kernel kiln_kernel_cuda_softmax_dot = {"cuda.softmax_dot", softmax_dot_prepare, free, softmax_dot_run};
 const kiln_kernel kiln_kernel_cuda_transpose = {"cuda.transpose", transpose_prepare, free, transpose_run};
