@@ -537,7 +537,7 @@ static bool linear_eltwise(cuda_lower *cl, int32_t p) {
 }
 
 /* Whether value v's producer lowers to a layer whose kernel writes a row-strided LINEAR output: a spatial
- * Concat (cuda.convert_concat) or the activation fused into one, or a LINEAR cuda.eltwise. */
+ * Concat (cuda.convert_concat) or the activation fused into one, or a LINEAR elementwise op. */
 static bool row_strided_producer(cuda_lower *cl, int32_t v) {
   const kiln_graph *g = cl->g;
   const kiln_value *val = &g->values[v];
@@ -552,13 +552,14 @@ static bool row_strided_producer(cuda_lower *cl, int32_t v) {
 }
 
 /* A Slice along one axis >= 1 at batch > 1 (only 1s between the batch and that axis) that only
- * cuda.eltwise layers read is a row-strided view of its input, no copy: YOLOv8's split of the DFL output
- * [N,4,8400] into its two [N,2,8400] halves for the box decode. *done = false: not this case. */
+ * elementwise layers (cuda.eltwise / cuda.pointwise) read is a row-strided view of its input, no copy: YOLOv8's split of the DFL output
+ * [N,4,8400] into its two [N,2,8400] halves for the box decode (cuda.split copies before). *done = false:
+ * not this case. */
 static kiln_status try_row_slice_view(cuda_lower *cl, const kiln_node *n, int32_t ax, int64_t start, bool *done) {
   *done = false;
   kiln_graph *g = cl->g;
   int32_t xv = n->inputs[0], yv = n->outputs[0];
-  const kiln_value *x = &g->values[xv], *y = &g->values[yv];
+  const kiln_value *x = &g->values[xv];
   if (ax < 1 || x->data || x->shape.rank < 2 || x->dtype != KILN_DTYPE_FLOAT32 || cl->lc->tensor_of[yv] >= 0 ||
       kiln_lower_is_graph_output(g, yv) || kiln_graph_count_uses(g, yv) < 1)
     return NULL;
@@ -576,7 +577,6 @@ static kiln_status try_row_slice_view(cuda_lower *cl, const kiln_node *n, int32_
   linear_rows_of(cl, in, &root, &off, &stride);
   for (int32_t d = ax + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
   off += (uint64_t)(start * inner) * kiln_dtype_size(x->dtype);
-  (void)y;
   KILN_TRY(row_view(cl, yv, root, off, stride));
   *done = true;
   return NULL;
