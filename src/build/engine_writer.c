@@ -119,6 +119,17 @@ kiln_status kiln_ew_set_layout(kiln_engine_writer *w, int32_t id, uint32_t layou
   return NULL;
 }
 
+kiln_status kiln_ew_set_row_stride(kiln_engine_writer *w, int32_t id, int64_t row_stride) {
+  if (id < 0 || id >= w->n_tensors) return kiln_error(KILN_ERR_INTERNAL, "no tensor %d", id);
+  kiln_tensor_rec *t = &w->tensors[id];
+  int64_t len = kiln_tensor_row_len(t);
+  if (t->layout != KILN_LAYOUT_LINEAR || t->storage != KILN_STORAGE_VIEW || t->rank < 2 || row_stride < len)
+    return kiln_error(KILN_ERR_INTERNAL, "tensor %d: bad row stride %lld (rank %u, rows of %lld)", id, (long long)row_stride,
+                      t->rank, (long long)len);
+  t->pixel_stride = row_stride == len ? 0 : row_stride; /* dense rows: the plain LINEAR record */
+  return NULL;
+}
+
 kiln_status kiln_ew_add_blob(kiln_engine_writer *w, const void *data, size_t size, uint64_t *out_offset) {
   if (!buf_align(&w->weights, KILN_ENGINE_ALIGN)) return kiln_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
   *out_offset = w->weights.n;

@@ -1,6 +1,6 @@
 /*
  * Building an engine image: collects strings, tensors, layers, parameter blobs and weights, plans the
- * activation arena, and serializes everything as format v2 (runtime/engine_format.h). Used by the
+ * activation arena, and serializes everything as format v3 (runtime/engine_format.h). Used by the
  * builder's lowering; knows nothing about ops.
  */
 #ifndef KILN_BUILD_ENGINE_WRITER_H
@@ -24,6 +24,9 @@ kiln_status kiln_ew_add_tensor(kiln_engine_writer *w, const char *name, uint32_t
                                int32_t *out_id);
 /* Give tensor `id` a physical layout (KILN_LAYOUT_NHWC needs rank 4; pixel_stride 0 = dense, i.e. C). */
 kiln_status kiln_ew_set_layout(kiln_engine_writer *w, int32_t id, uint32_t layout, int64_t pixel_stride);
+/* Make LINEAR VIEW `id` row-strided: its dim-0 indices lie row_stride elements apart (>= the product of
+ * dims 1..; equal means dense). Only for tensors whose every layer has a KILN_KERNEL_ROW_STRIDED kernel. */
+kiln_status kiln_ew_set_row_stride(kiln_engine_writer *w, int32_t id, int64_t row_stride);
 /* A constant: appends `data` to the weights (64-byte aligned) and makes a WEIGHT tensor. */
 kiln_status kiln_ew_add_weight(kiln_engine_writer *w, const char *name, uint32_t dtype, uint32_t rank,
                                const int64_t *dims, const void *data, int32_t *out_id);

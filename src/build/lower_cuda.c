@@ -486,7 +486,12 @@ static kiln_status lower_spatial_concat(cuda_lower *cl, int32_t i) {
 /* ---- in-place LINEAR Concats ------------------------------------------------------------------------
  * A Concat whose dims before the axis are all 1 (the box decode's Concats at batch 1) is contiguous
  * slices of its output: producers that write a dense LINEAR output of their own write there instead,
- * and the copy disappears (the output may be the binding itself). */
+ * and the copy disappears (the output may be the binding itself).
+ * At batch N > 1 a Concat along axis 1 (or along a later axis with only 1s between) is N rows per member:
+ * member k is a row-strided view (engine_format.h) whose rows of C_k*inner elements lie C*inner apart.
+ * Only kernels that step by a row stride (KILN_KERNEL_ROW_STRIDED) may write or read such a view, so
+ * each member must be produced by one of them (row_strided_producer) and read by nothing else. YOLOv8's
+ * output Concat (box decode [N,4,8400] + class scores [N,80,8400] -> [N,84,8400]) is written in place so. */
 static bool dense_linear_producer(cuda_lower *cl, int32_t v) {
   const kiln_value *val = &cl->g->values[v];
   if (val->producer < 0 || cl->nhwc[v] || cl->spatial_concat[val->producer]) return false;
@@ -496,6 +501,85 @@ static bool dense_linear_producer(cuda_lower *cl, int32_t v) {
   case KILN_OP_Split: case KILN_OP_Slice: return false;
   default: return cl->kind[val->producer] == K_OTHER;
   }
+}
+
+/* A row-strided LINEAR view of value v: `root` (a non-view) + off bytes, rows row_stride elements apart. */
+static kiln_status row_view(cuda_lower *cl, int32_t v, int32_t root, uint64_t off, int64_t row_stride) {
+  const kiln_value *val = &cl->g->values[v];
+  KILN_TRY(kiln_ew_add_tensor(cl->lc->w, val->name, val->dtype, (uint32_t)val->shape.rank, val->shape.dims,
+                              KILN_STORAGE_VIEW, root, off, &cl->lc->tensor_of[v]));
+  return kiln_ew_set_row_stride(cl->lc->w, cl->lc->tensor_of[v], row_stride);
+}
+
+/* The root tensor, byte offset and row stride (elements between dim-0 indices) of LINEAR tensor t. */
+static void linear_rows_of(cuda_lower *cl, int32_t t, int32_t *root, uint64_t *off, int64_t *row_stride) {
+  const kiln_tensor_rec *r = rec_of(cl, t);
+  *root = r->storage == KILN_STORAGE_VIEW ? r->alias_of : t;
+  *off = r->storage == KILN_STORAGE_VIEW ? r->offset : 0;
+  *row_stride = r->pixel_stride ? r->pixel_stride : kiln_tensor_row_len(r);
+}
+
+/* Whether node p lowers to a LINEAR cuda.eltwise layer, alone or fused with its neighbours into a
+ * cuda.pointwise (both kernels step through row-strided inputs and outputs): the conditions under which
+ * lower_linear routes it to lower_pointwise_run / lower_eltwise and those succeed, so the prediction
+ * cannot go wrong. */
+static bool linear_eltwise(cuda_lower *cl, int32_t p) {
+  const kiln_graph *g = cl->g;
+  const kiln_node *n = &g->nodes[p];
+  if (cl->kind[p] != K_OTHER || cl->lc->consumed[p] || n->n_outputs != 1 || n->outputs[0] < 0) return false;
+  kiln_epilogue ep;
+  if (!((n->n_inputs == 2 && binary_op(n) >= 0) || (n->n_inputs == 1 && unary_act(g, n, &ep)))) return false;
+  for (int32_t k = -1; k < n->n_inputs; k++) {
+    const kiln_value *x = k < 0 ? &g->values[n->outputs[0]] : kiln_node_input(g, n, k);
+    if (!x || x->dtype != KILN_DTYPE_FLOAT32 || x->shape.rank > KILN_CUDA_MAX_RANK) return false;
+  }
+  return true;
+}
+
+/* Whether value v's producer lowers to a layer whose kernel writes a row-strided LINEAR output: a spatial
+ * Concat (cuda.convert_concat) or the activation fused into one, or a LINEAR elementwise op. */
+static bool row_strided_producer(cuda_lower *cl, int32_t v) {
+  const kiln_graph *g = cl->g;
+  const kiln_value *val = &g->values[v];
+  int32_t p = val->producer;
+  if (p < 0 || cl->nhwc[v] || val->data || val->dtype != KILN_DTYPE_FLOAT32 || val->shape.rank < 2 ||
+      val->shape.rank > KILN_CUDA_MAX_RANK)
+    return false;
+  if (cl->spatial_concat[p]) return cl->concat_act[p] < 0; /* else it writes the activation's output */
+  for (int32_t i = 0; i < g->n_nodes; i++)
+    if (cl->concat_act[i] == p) return true;
+  return linear_eltwise(cl, p);
+}
+
+/* A Slice along one axis >= 1 at batch > 1 (only 1s between the batch and that axis) that only
+ * elementwise layers (cuda.eltwise / cuda.pointwise) read is a row-strided view of its input, no copy: YOLOv8's split of the DFL output
+ * [N,4,8400] into its two [N,2,8400] halves for the box decode (cuda.split copies before). *done = false:
+ * not this case. */
+static kiln_status try_row_slice_view(cuda_lower *cl, const kiln_node *n, int32_t ax, int64_t start, bool *done) {
+  *done = false;
+  kiln_graph *g = cl->g;
+  int32_t xv = n->inputs[0], yv = n->outputs[0];
+  const kiln_value *x = &g->values[xv];
+  if (ax < 1 || x->data || x->shape.rank < 2 || x->dtype != KILN_DTYPE_FLOAT32 || cl->lc->tensor_of[yv] >= 0 ||
+      kiln_lower_is_graph_output(g, yv) || kiln_graph_count_uses(g, yv) < 1)
+    return NULL;
+  for (int32_t d = 1; d < ax; d++)
+    if (x->shape.dims[d] != 1) return NULL;
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const kiln_node *c = &g->nodes[i];
+    for (int32_t k = 0; k < c->n_inputs; k++)
+      if (c->inputs[k] == yv && !linear_eltwise(cl, i)) return NULL;
+  }
+  int32_t in, root;
+  uint64_t off;
+  int64_t stride, inner = 1;
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, xv, KILN_LAYOUT_LINEAR, x->dtype, false, &in));
+  linear_rows_of(cl, in, &root, &off, &stride);
+  for (int32_t d = ax + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
+  off += (uint64_t)(start * inner) * kiln_dtype_size(x->dtype);
+  KILN_TRY(row_view(cl, yv, root, off, stride));
+  *done = true;
+  return NULL;
 }
 
 static kiln_status place_linear_concats(cuda_lower *cl) {
@@ -514,21 +598,37 @@ static kiln_status place_linear_concats(cuda_lower *cl) {
     if (axis < 0 || axis >= y->shape.rank || y->dtype != KILN_DTYPE_FLOAT32) continue;
     int64_t outer = 1;
     for (int32_t d = 0; d < axis; d++) outer *= y->shape.dims[d];
-    if (outer != 1) continue;
+    /* rows: the batch, with only 1s between it and the axis */
+    bool rows = outer != 1;
+    if (rows && (axis < 1 || outer != y->shape.dims[0])) continue;
+    if (rows && lc->tensor_of[out] >= 0 && rec_of(cl, lc->tensor_of[out])->layout != KILN_LAYOUT_LINEAR) continue;
     bool ok = true;
     for (int32_t k = 0; ok && k < n->n_inputs; k++) {
       int32_t v = n->inputs[k];
-      ok = v >= 0 && !g->values[v].data && g->values[v].dtype == KILN_DTYPE_FLOAT32 && dense_linear_producer(cl, v) &&
-           lc->tensor_of[v] < 0 && !kiln_lower_is_graph_output(g, v);
+      ok = v >= 0 && !g->values[v].data && g->values[v].dtype == KILN_DTYPE_FLOAT32 && lc->tensor_of[v] < 0 &&
+           !kiln_lower_is_graph_output(g, v) &&
+           (rows ? row_strided_producer(cl, v) && kiln_graph_count_uses(g, v) == 1 : dense_linear_producer(cl, v));
       for (int32_t j = 0; ok && j < k; j++) ok = n->inputs[j] != v;
     }
     if (!ok) continue;
     int32_t base;
     KILN_TRY(kiln_lower_output(lc, out, &base)); /* the binding, an outer Concat's slice, or a new tensor */
-    uint64_t off = 0;
-    for (int32_t k = 0; k < n->n_inputs; k++) {
-      KILN_TRY(kiln_lower_view(lc, n->inputs[k], base, off));
-      off += kiln_ew_tensor(lc->w, lc->tensor_of[n->inputs[k]])->nbytes;
+    if (!rows) {
+      uint64_t off = 0;
+      for (int32_t k = 0; k < n->n_inputs; k++) {
+        KILN_TRY(kiln_lower_view(lc, n->inputs[k], base, off));
+        off += kiln_ew_tensor(lc->w, lc->tensor_of[n->inputs[k]])->nbytes;
+      }
+    } else { /* member k: the next numel_k / N elements of every row of the output (itself perhaps row-strided) */
+      int32_t root;
+      uint64_t off;
+      int64_t stride;
+      linear_rows_of(cl, base, &root, &off, &stride);
+      for (int32_t k = 0; k < n->n_inputs; k++) {
+        const kiln_value *m = &g->values[n->inputs[k]];
+        KILN_TRY(row_view(cl, n->inputs[k], root, off, stride));
+        off += (uint64_t)(kiln_shape_numel(&m->shape) / outer) * kiln_dtype_size(m->dtype);
+      }
     }
     lc->consumed[i] = 1;
   }
@@ -909,6 +1009,83 @@ static kiln_status lower_split_copy(cuda_lower *cl, const kiln_node *n, int32_t 
   return kiln_cuda_lower_add_layer(cl, n->name, "cuda.split", n->op_type, &in, 1, outs, m, &pp, sizeof pp, 0, 0);
 }
 
+/* ---- fused pointwise runs -----------------------------------------------------------------------------
+ * Consecutive LINEAR elementwise nodes (linear_eltwise) whose outputs have one shape become one
+ * cuda.pointwise layer: each input element is loaded once, the chain runs in registers, and only values
+ * that something outside the run reads are stored. YOLOv8's box decode (Sub, Add, Add, Sub, Div on
+ * [N,2,8400]) was five launches of ~4 us each at batch 1. Consecutive in node (topological) order, so every
+ * input of the run is produced before its first node and every reader outside it runs after its last. */
+static bool read_outside(const kiln_graph *g, int32_t v, int32_t first, int32_t last) {
+  if (kiln_lower_is_graph_output(g, v)) return true;
+  for (int32_t k = 0; k < g->n_nodes; k++) {
+    if (k >= first && k <= last) continue;
+    for (int32_t j = 0; j < g->nodes[k].n_inputs; j++)
+      if (g->nodes[k].inputs[j] == v) return true;
+  }
+  return false;
+}
+
+static kiln_status lower_pointwise_run(cuda_lower *cl, int32_t i, bool *done) {
+  *done = false;
+  const kiln_graph *g = cl->g;
+  if (!linear_eltwise(cl, i)) return NULL;
+  const kiln_shape *shape = &g->values[g->nodes[i].outputs[0]].shape;
+  if (shape->rank < 1) return NULL;
+  /* slots while the run grows: external input e -> e, the result of node i + k -> RESULT + k */
+  enum { RESULT = 1 << 16 };
+  int32_t ext[KILN_CUDA_PW_MAX_IN], n_ext = 0, last = i - 1, n_out = 0;
+  kiln_cuda_pointwise_params pp;
+  memset(&pp, 0, sizeof pp);
+  for (int32_t j = i; j < g->n_nodes && j - i < KILN_CUDA_PW_MAX_OPS; j++) {
+    const kiln_node *n = &g->nodes[j];
+    if (!linear_eltwise(cl, j) || !kiln_shape_equal(&g->values[n->outputs[0]].shape, shape)) break;
+    int32_t slot[2] = {0, 0}, n_ext_j = n_ext;
+    bool fits = true;
+    for (int32_t k = 0; k < n->n_inputs && fits; k++) {
+      int32_t v = n->inputs[k], s = -1;
+      for (int32_t m = i; m < j && s < 0; m++)
+        if (g->nodes[m].outputs[0] == v) s = RESULT + (m - i);
+      for (int32_t e = 0; e < n_ext_j && s < 0; e++)
+        if (ext[e] == v) s = e;
+      if (s < 0 && n_ext_j < KILN_CUDA_PW_MAX_IN) ext[n_ext_j] = v, s = n_ext_j++;
+      fits = s >= 0;
+      slot[k] = s;
+    }
+    if (!fits) break;
+    kiln_cuda_pw_op *q = &pp.ops[j - i];
+    q->op = n->n_inputs == 2 ? binary_op(n) : -1;
+    if (q->op < 0) unary_act(g, n, &q->act);
+    q->a = slot[0], q->b = q->op >= 0 ? slot[1] : 0;
+    n_ext = n_ext_j;
+    last = j;
+  }
+  int32_t n_ops = last - i + 1;
+  for (int32_t m = i; m <= last; m++) n_out += read_outside(g, g->nodes[m].outputs[0], i, last);
+  if (n_ops < 2 || n_out < 1 || n_out > KILN_CUDA_PW_MAX_OUT) return NULL;
+  pp.n_ops = n_ops;
+  for (int32_t o = 0; o < n_ops; o++) { /* results go after the inputs */
+    if (pp.ops[o].a >= RESULT) pp.ops[o].a += n_ext - RESULT;
+    if (pp.ops[o].b >= RESULT) pp.ops[o].b += n_ext - RESULT;
+  }
+  int32_t ins[KILN_CUDA_PW_MAX_IN], outs[KILN_CUDA_PW_MAX_OUT], k = 0;
+  for (int32_t e = 0; e < n_ext; e++)
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, ext[e], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[e]));
+  char op[160] = "";
+  for (int32_t m = i; m <= last; m++) {
+    int32_t v = g->nodes[m].outputs[0];
+    if (strlen(op) + strlen(g->nodes[m].op_type) + 2 < sizeof op)
+      snprintf(op + strlen(op), sizeof op - strlen(op), "%s%s", m > i ? "+" : "", g->nodes[m].op_type);
+    if (!read_outside(g, v, i, last)) continue; /* lives in registers only */
+    KILN_TRY(kiln_cuda_lower_linear_output(cl, v, &outs[k]));
+    pp.out_slot[k++] = n_ext + (m - i);
+  }
+  KILN_TRY(kiln_cuda_lower_add_layer(cl, g->nodes[i].name, "cuda.pointwise", op, ins, n_ext, outs, n_out, &pp, sizeof pp, 0,
+                                     0));
+  for (int32_t m = i + 1; m <= last; m++) cl->lc->consumed[m] = 1;
+  *done = true;
+  return NULL;
+}
+
 static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
   kiln_graph *g = cl->g;
   const kiln_node *n = &g->nodes[i];
@@ -950,6 +1127,8 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
       if (done) return NULL;
       return kiln_error(KILN_ERR_UNSUPPORTED, "this Slice has no CUDA kernel (non-constant parameters?)");
     }
+    KILN_TRY(try_row_slice_view(cl, n, ax, start, &done));
+    if (done) return NULL;
     return lower_split_copy(cl, n, ax, &start);
   }
   case KILN_OP_Conv:
@@ -993,8 +1172,11 @@ static kiln_status lower_linear(cuda_lower *cl, int32_t i) {
   default: break;
   }
   kiln_epilogue ep;
-  if ((n->n_inputs == 2 && binary_op(n) >= 0) || (n->n_inputs == 1 && unary_act(g, n, &ep)))
+  if ((n->n_inputs == 2 && binary_op(n) >= 0) || (n->n_inputs == 1 && unary_act(g, n, &ep))) {
+    KILN_TRY(lower_pointwise_run(cl, i, &done)); /* with the elementwise nodes after it, if any */
+    if (done) return NULL;
     return lower_eltwise(cl, n, KILN_LAYOUT_LINEAR);
+  }
   KILN_TRY(kiln_lower_cuda_ops(cl, i, &done));
   if (done) return NULL;
   return kiln_error(KILN_ERR_UNSUPPORTED, "%s has no CUDA kernel yet (GPU engines cannot fall back to the CPU so far)",

@@ -108,9 +108,9 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describ
   e->header = h;
   if (memcmp(h->magic, KILN_ENGINE_MAGIC, 8) != 0) FAIL(bad("wrong magic number (not a kiln engine; an ONNX model or another tool's engine?)"));
   if (h->endian_tag != KILN_ENGINE_ENDIAN_TAG) FAIL(bad("wrong byte order"));
-  if (h->format_version != KILN_ENGINE_FORMAT_VERSION)
-    FAIL(kiln_error(KILN_ERR_PARSE, "engine format version %u, this kiln reads version %u: rebuild the engine",
-                    h->format_version, KILN_ENGINE_FORMAT_VERSION));
+  if (h->format_version < KILN_ENGINE_FORMAT_OLDEST || h->format_version > KILN_ENGINE_FORMAT_VERSION)
+    FAIL(kiln_error(KILN_ERR_PARSE, "engine format version %u, this kiln reads versions %u to %u: rebuild the engine",
+                    h->format_version, KILN_ENGINE_FORMAT_OLDEST, KILN_ENGINE_FORMAT_VERSION));
   if (h->file_size != size)
     FAIL(kiln_error(KILN_ERR_PARSE, "invalid engine file: it is %zu bytes but its header says %" PRIu64 " (truncated?)",
                     size, h->file_size));
@@ -177,8 +177,17 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describ
       if (t->rank != 4 || t->pixel_stride < t->dims[1] || t->pixel_stride > ((int64_t)1 << 30) ||
           (t->storage != KILN_STORAGE_VIEW && t->storage != KILN_STORAGE_ARENA))
         FAIL(bad("tensor with an invalid NHWC layout"));
-    } else if (t->layout != KILN_LAYOUT_LINEAR || t->pixel_stride != 0) {
+    } else if (t->layout != KILN_LAYOUT_LINEAR) {
       FAIL(bad("tensor with an unknown layout"));
+    } else if (t->pixel_stride != 0) {
+      /* a row-strided view (v3): rows at least a dense row apart, and small enough that its span cannot
+       * overflow (rows * stride <= 2^40, as numel is) */
+      int64_t len = kiln_tensor_row_len(t);
+      if (h->format_version < 3 || t->rank < 2 || t->storage != KILN_STORAGE_VIEW || t->pixel_stride < len ||
+          t->pixel_stride > ((int64_t)1 << 40) || (t->dims[0] > 1 && t->pixel_stride > ((int64_t)1 << 40) / t->dims[0]))
+        FAIL(kiln_error(KILN_ERR_PARSE, "invalid engine file: tensor '%s' has an invalid row stride %" PRId64
+                        " (rows of %" PRId64 " elements; only views of format v3 may be row-strided)",
+                        kiln_engine_string(e, t->name), t->pixel_stride, len));
     }
     switch (t->storage) {
     case KILN_STORAGE_ARENA:
@@ -255,6 +264,15 @@ kiln_status kiln_engine_open(uint8_t *data, size_t size, int mapped, int describ
     if (!L->kernel)
       FAIL(kiln_error(KILN_ERR_UNSUPPORTED, "layer '%s' uses kernel '%s', which this kiln build does not have: rebuild the engine",
                       L->name, L->kernel_name));
+    /* A row-strided tensor only reaches kernels that step by its row stride; any other kernel would read
+     * or write it as dense, past its rows. */
+    for (int32_t k = 0; !(L->kernel->flags & KILN_KERNEL_ROW_STRIDED) && k < L->n_in + L->n_out; k++) {
+      int32_t tid = k < L->n_in ? L->in[k] : L->out[k - L->n_in];
+      if (tid >= 0 && kiln_tensor_row_strided(&e->tensors[tid]))
+        FAIL(kiln_error(KILN_ERR_PARSE, "invalid engine file: layer '%s' (%s) is given the row-strided tensor '%s', "
+                        "which its kernel cannot step through", L->name, L->kernel_name,
+                        kiln_engine_string(e, e->tensors[tid].name)));
+    }
     kiln_engine_view v = {e->tensors, e->n_tensors, e->strings, e->strings_size, e->weights, e->weights_size,
                           e->opset, e->device_weights, (int)e->target->device};
     if (L->kernel->prepare && (st = L->kernel->prepare(&v, L))) goto fail;
@@ -411,6 +429,8 @@ void kiln_engine_print(const kiln_engine *e, int layers) {
       if (r->layout == KILN_LAYOUT_NHWC) {
         printf(" nhwc");
         if (r->pixel_stride != r->dims[1]) printf("/%" PRId64, r->pixel_stride);
+      } else if (r->pixel_stride) {
+        printf(" rows/%" PRId64, r->pixel_stride); /* a row-strided slice of a wider tensor */
       }
       printf(")");
     }

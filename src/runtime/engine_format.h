@@ -1,5 +1,5 @@
 /*
- * Engine file format v2 (see docs/ENGINE_FORMAT.md). Little-endian, 64-bit offsets, fixed-size records,
+ * Engine file format v3 (see docs/ENGINE_FORMAT.md). Little-endian, 64-bit offsets, fixed-size records,
  * one section table. Records are plain structs with explicit padding so the writer and the reader agree
  * byte for byte; the reader validates every offset, count and index before use.
  */
@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 #define KILN_ENGINE_MAGIC "KILNENG\0"
-#define KILN_ENGINE_FORMAT_VERSION 2u /* 2: tensor layouts (NHWC, pixel stride) */
+#define KILN_ENGINE_FORMAT_VERSION 3u /* 2: tensor layouts (NHWC, pixel stride); 3: row-strided LINEAR views */
+#define KILN_ENGINE_FORMAT_OLDEST 2u  /* a v2 engine is a v3 engine without row-strided tensors: still read */
 #define KILN_ENGINE_ENDIAN_TAG 0x01020304u
 #define KILN_ENGINE_ALIGN 64u /* weights and the arena are 64-byte aligned (cache line, AVX-512) */
 
@@ -72,7 +73,12 @@ enum kiln_storage {
 
 /* How a tensor's elements sit in memory. dims are always the ONNX (logical) dims. */
 enum kiln_layout {
-  KILN_LAYOUT_LINEAR = 0, /* row-major in the ONNX dim order (every CPU tensor, every binding) */
+  /* Row-major in the ONNX dim order (every CPU tensor, every binding). pixel_stride 0 = dense. A VIEW with
+   * pixel_stride S > 0 (v3) is row-strided: its dim-0 indices ("rows", the batch) lie S elements apart and
+   * each row (dims 1.. in row-major order) is contiguous - a slice along dim 1.. of a wider tensor, such as
+   * a member of a Concat along the channels at batch > 1 that its producer writes in place. Only kernels
+   * flagged KILN_KERNEL_ROW_STRIDED may see such a tensor (checked at load). */
+  KILN_LAYOUT_LINEAR = 0,
   /* 4-D [N,C,H,W] stored as N,H,W,C: element (n,c,h,w) at ((n*H + h)*W + w)*pixel_stride + c. A
    * pixel_stride > C makes a VIEW a channel slice of a wider tensor (a Concat buffer), and an ARENA
    * tensor padded (the stem's input, 3 channels stored as 8); either way it spans kiln_tensor_span bytes. */
@@ -90,11 +96,29 @@ typedef struct kiln_tensor_rec {
   int32_t alias_of; /* tensor id for VIEW, else -1 */
   uint32_t layout;  /* kiln_layout */
   uint32_t reserved;
-  int64_t pixel_stride; /* NHWC: elements between consecutive pixels (>= C); LINEAR: 0 */
+  int64_t pixel_stride; /* NHWC: elements between consecutive pixels (>= C); LINEAR: 0, or the row stride */
 } kiln_tensor_rec;
 
-/* Bytes from a tensor's first element to one past its last (a strided NHWC slice spans more than nbytes). */
+/* A LINEAR tensor whose rows (dim-0 indices) are pixel_stride elements apart rather than dense. */
+static inline int kiln_tensor_row_strided(const kiln_tensor_rec *t) {
+  return t->layout == KILN_LAYOUT_LINEAR && t->pixel_stride != 0;
+}
+
+/* Elements per row of a LINEAR tensor: the product of dims 1.. (the whole tensor for rank 0). */
+static inline int64_t kiln_tensor_row_len(const kiln_tensor_rec *t) {
+  int64_t n = 1;
+  for (uint32_t d = 1; d < t->rank && d < 8; d++) n *= t->dims[d];
+  return n;
+}
+
+/* Bytes from a tensor's first element to one past its last (a strided slice spans more than nbytes).
+ * Only for records whose strides were checked (>= the dense stride; the loader does that first). */
 static inline uint64_t kiln_tensor_span(const kiln_tensor_rec *t) {
+  if (kiln_tensor_row_strided(t)) {
+    if (t->nbytes == 0 || t->rank < 1 || t->pixel_stride <= kiln_tensor_row_len(t)) return t->nbytes;
+    uint64_t len = (uint64_t)kiln_tensor_row_len(t), es = t->nbytes / ((uint64_t)t->dims[0] * len);
+    return (((uint64_t)t->dims[0] - 1) * (uint64_t)t->pixel_stride + len) * es;
+  }
   if (t->layout != KILN_LAYOUT_NHWC || t->rank != 4 || t->nbytes == 0 || t->pixel_stride <= t->dims[1]) return t->nbytes;
   uint64_t es = t->nbytes / (uint64_t)(t->dims[0] * t->dims[1] * t->dims[2] * t->dims[3]);
   uint64_t pixels = (uint64_t)(t->dims[0] * t->dims[2] * t->dims[3]);

@@ -60,7 +60,12 @@ typedef struct kiln_kernel {
   kiln_status (*run)(const kiln_layer_rt *L, const kiln_exec *ex);
   /* Optional: the variant prepare chose (tile shape, split-K...), a static string, for profiles. */
   const char *(*variant)(const kiln_layer_rt *L);
+  unsigned flags; /* KILN_KERNEL_* */
 } kiln_kernel;
+
+/* The kernel steps through row-strided LINEAR tensors (engine_format.h) among its inputs and outputs. The
+ * loader refuses an engine that gives such a tensor to a kernel without this flag. */
+#define KILN_KERNEL_ROW_STRIDED 1u
 
 const kiln_kernel *kiln_kernel_find(const char *name);
 
@@ -72,8 +77,8 @@ extern const kiln_kernel kiln_kernel_cpu_pool2d, kiln_kernel_cpu_resize2d, kiln_
 
 /* CUDA engines (backend/cuda/kernels_cuda.c; only in builds with CUDA). */
 extern const kiln_kernel kiln_kernel_cuda_convert, kiln_kernel_cuda_convert_concat, kiln_kernel_cuda_conv, kiln_kernel_cuda_maxpool,
-    kiln_kernel_cuda_maxpool_chain,
-    kiln_kernel_cuda_resize_nearest, kiln_kernel_cuda_eltwise, kiln_kernel_cuda_softmax, kiln_kernel_cuda_transpose,
+    kiln_kernel_cuda_maxpool_chain, kiln_kernel_cuda_resize_nearest, kiln_kernel_cuda_eltwise, kiln_kernel_cuda_pointwise,
+    kiln_kernel_cuda_softmax, kiln_kernel_cuda_transpose,
     kiln_kernel_cuda_concat, kiln_kernel_cuda_split, kiln_kernel_cuda_softmax_dot;
 /* LINEAR ops of CUDA engines (backend/cuda/kernels_cuda_ops.c). */
 extern const kiln_kernel kiln_kernel_cuda_gemm, kiln_kernel_cuda_reduce, kiln_kernel_cuda_strided_copy,

@@ -23,6 +23,7 @@ static const kiln_kernel *const kernels[] = {
     &kiln_kernel_cuda_maxpool_chain,
     &kiln_kernel_cuda_resize_nearest,
     &kiln_kernel_cuda_eltwise,
+    &kiln_kernel_cuda_pointwise,
     &kiln_kernel_cuda_softmax,
     &kiln_kernel_cuda_softmax_dot,
     &kiln_kernel_cuda_transpose,

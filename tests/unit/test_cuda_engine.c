@@ -122,13 +122,12 @@ static void test_yolov8n_fp16(void **state) {
   check_precision(KILN_PRECISION_FP16, 1e-2);
 }
 
-/* Batch 3 (Splits, Slices and Concats are copies or strided views there, not the batch-1 views): each
+/* Batch 3 (the head's Slices and Concats are row-strided views there, not the batch-1 dense views): each
  * image of the batch matches its own reference. */
-static void test_yolov8n_batch3(void **state) {
-  (void)state;
+static void check_batch3(kiln_precision prec, double tol) {
   if (!have_gpu()) skip();
   size_t size;
-  void *img = build_batch(KILN_PRECISION_FP32, 0, 3, &size);
+  void *img = build_batch(prec, 0, 3, &size);
   kiln_engine *e;
   ASSERT_OK(kiln_engine_load_memory(img, size, &e));
   kiln_free(img);
@@ -161,8 +160,9 @@ static void test_yolov8n_batch3(void **state) {
     float *ref = test_read_file(path, &len);
     assert_non_null(ref);
     double err = test_rel_l2(out + k * (OUT_BYTES / 4), ref, OUT_BYTES / 4);
-    print_message("yolov8n fp32 batch 3, image %d (%s): rel_l2 = %.3e\n", k, names[k], err);
-    assert_true(err <= 1e-4);
+    print_message("yolov8n %s batch 3, image %d (%s): rel_l2 = %.3e\n", prec == KILN_PRECISION_FP16 ? "fp16" : "fp32", k,
+                  names[k], err);
+    assert_true(err <= tol);
     free(ref);
   }
   free(out);
@@ -170,6 +170,16 @@ static void test_yolov8n_batch3(void **state) {
   kiln_cuda_free(dout);
   kiln_context_destroy(c);
   kiln_engine_destroy(e);
+}
+
+static void test_yolov8n_batch3(void **state) {
+  (void)state;
+  check_batch3(KILN_PRECISION_FP32, 1e-4);
+}
+
+static void test_yolov8n_batch3_fp16(void **state) {
+  (void)state;
+  check_batch3(KILN_PRECISION_FP16, 1e-2);
 }
 
 /* Graph replay gives the same bytes as plain enqueues; a rebind re-captures; two contexts on two
@@ -340,15 +350,10 @@ static void test_refused_elsewhere(void **state) {
   expect_error(st, KILN_ERR_DEVICE, have_gpu() ? "rebuild the engine on this GPU" : "no CUDA device");
 }
 
-/* GPU engines built without a GPU (--cuda-arch) are complete: every layer has a CUDA kernel, the
- * convolutions are fused, the Concats are gone, and the head stays fp32. */
-static void test_build_structure(void **state) {
-  (void)state;
-#ifndef KILN_HAVE_CUDA
-  skip();
-#endif
+/* `kiln inspect --layers` of an engine built for sm_90 (no GPU needed); the caller frees the text. */
+static char *inspect_built(kiln_precision prec, int64_t batch) {
   size_t size;
-  void *img = build(KILN_PRECISION_FP16, 90, &size);
+  void *img = build_batch(prec, 90, batch, &size);
   char path[] = "/tmp/kiln_cuda_engine_XXXXXX";
   int fd = mkstemp(path);
   assert_true(fd >= 0);
@@ -364,6 +369,75 @@ static void test_build_structure(void **state) {
   size_t len;
   char *out = test_read_file(txt, &len);
   assert_non_null(out);
+  remove(path);
+  remove(txt);
+  return out;
+}
+
+/* The line of layer `name` in inspect's output (the name followed by a space), or NULL. */
+static const char *layer_line(const char *out, const char *name, char *line, size_t cap) {
+  char key[200];
+  snprintf(key, sizeof key, "  %s ", name);
+  const char *l = strstr(out, key);
+  if (!l) return NULL;
+  const char *end = strchr(l, '\n');
+  size_t n = end ? (size_t)(end - l) : strlen(l);
+  if (n >= cap) n = cap - 1;
+  memcpy(line, l, n);
+  line[n] = 0;
+  return line;
+}
+
+/* At batch > 1 the head's Concats, Slices and the output Concat are no copies either: the class scores'
+ * convert_concat and the box decode's last Mul write their slices of output0 (row-strided views, 84*8400
+ * elements per image), the decode's inner Concat is written in place the same way, and the DFL output's
+ * halves are row-strided views that the decode reads. The decode's five elementwise ops on [N,2,8400] are
+ * one cuda.pointwise at any batch. Both precisions. */
+static void test_build_structure_batch2(void **state) {
+  (void)state;
+#ifndef KILN_HAVE_CUDA
+  skip();
+#endif
+  for (int fp16 = 0; fp16 < 2; fp16++) {
+    char *out = inspect_built(fp16 ? KILN_PRECISION_FP16 : KILN_PRECISION_FP32, 2);
+    char line[1024];
+    assert_non_null(strstr(out, "output output0                  float32   2x84x8400"));
+    assert_null(strstr(out, "cuda.concat")); /* no copy layers left in the head */
+    assert_null(strstr(out, "cuda.split"));
+    assert_null(layer_line(out, "/model.22/Concat_3", line, sizeof line));
+    assert_null(layer_line(out, "/model.22/Concat_2", line, sizeof line));
+    assert_non_null(layer_line(out, "/model.22/Concat_1", line, sizeof line));
+    assert_non_null(strstr(line, "cuda.convert_concat"));
+    assert_non_null(strstr(line, "-> 2x80x8400(view rows/705600)"));
+    assert_non_null(layer_line(out, "/model.22/Mul_2", line, sizeof line));
+    assert_non_null(strstr(line, "cuda.eltwise"));
+    assert_non_null(strstr(line, "-> 2x4x8400(view rows/705600)"));
+    assert_non_null(layer_line(out, "/model.22/Sub", line, sizeof line));
+    assert_non_null(strstr(line, "Sub+Add+Add+Sub+Div cuda.pointwise"));
+    const char *arrow = strstr(line, " ->");
+    assert_non_null(arrow);
+    assert_true(strstr(line, "2x2x8400(view rows/33600)") < arrow);             /* reads the DFL halves in place */
+    assert_non_null(strstr(arrow, "-> 2x2x8400(view rows/33600) 2x2x8400(view rows/33600)")); /* writes Concat_2's */
+    const char *fused[] = {"/model.22/Add_1", "/model.22/Add_2", "/model.22/Sub_1", "/model.22/Div_1"};
+    for (int k = 0; k < 4; k++) assert_null(layer_line(out, fused[k], line, sizeof line));
+    free(out);
+  }
+  /* batch 1: the same fusion */
+  char *out = inspect_built(KILN_PRECISION_FP16, 0), line[1024];
+  assert_non_null(layer_line(out, "/model.22/Sub", line, sizeof line));
+  assert_non_null(strstr(line, "cuda.pointwise"));
+  assert_null(layer_line(out, "/model.22/Div_1", line, sizeof line));
+  free(out);
+}
+
+/* GPU engines built without a GPU (--cuda-arch) are complete: every layer has a CUDA kernel, the
+ * convolutions are fused, the Concats are gone, and the head stays fp32. */
+static void test_build_structure(void **state) {
+  (void)state;
+#ifndef KILN_HAVE_CUDA
+  skip();
+#endif
+  char *out = inspect_built(KILN_PRECISION_FP16, 0);
   assert_non_null(strstr(out, "target      CUDA sm_90, compute capability 9.0"));
   assert_non_null(strstr(out, "precision fp16"));
   assert_non_null(strstr(out, "cuda.conv 63"));          /* every trunk Conv, activations and residuals fused */
@@ -386,17 +460,17 @@ static void test_build_structure(void **state) {
   assert_non_null(stem);
   assert_true(strstr(stem, "1x3x640x640(io) -> ") && strstr(stem, "1x3x640x640(io) -> ") < strchr(stem, '\n'));
   free(out);
-  remove(path);
-  remove(txt);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_build_structure),
+      cmocka_unit_test(test_build_structure_batch2),
       cmocka_unit_test(test_refused_elsewhere),
       cmocka_unit_test(test_yolov8n_fp32),
       cmocka_unit_test(test_yolov8n_fp16),
       cmocka_unit_test(test_yolov8n_batch3),
+      cmocka_unit_test(test_yolov8n_batch3_fp16),
       cmocka_unit_test(test_graphs_streams_profiling),
       cmocka_unit_test(test_corrupted_engines),
   };

@@ -518,6 +518,79 @@ static void test_layout(void **state) {
   dev_free(&dx3), dev_free(&dp), dev_free(&dl);
 }
 
+/* Several NHWC maps into the rows of one LINEAR tensor (the YOLO head's spatial Concat, cuda.convert_concat):
+ * map k of hw[k] pixels, pixel stride c + extra[k], goes to columns off0 + sum(hw[<k]) of rows `pitch` apart,
+ * images `img` apart (pitch and img leave gaps that must stay poisoned). */
+static void maps_case(kiln_cuda_dtype xt, kiln_cuda_dtype yt, int n, int c, int nm, const int *hw, const int *extra, int off0,
+                      int gap, int img_gap, kiln_epilogue act) {
+  kiln_cuda_nhwc_map maps[4];
+  float *xs[4];
+  dbuf dxs[4];
+  int cols = off0;
+  for (int k = 0; k < nm; k++) {
+    int xps = c + extra[k];
+    size_t nx = (size_t)n * hw[k] * xps;
+    xs[k] = rand_vec(nx, xt == KILN_CUDA_F16);
+    for (size_t i = 0; i < nx; i++) xs[k][i] *= 4; /* a sigmoid's whole range */
+    dxs[k] = dev_up(xs[k], nx, xt);
+    maps[k] = (kiln_cuda_nhwc_map){dxs[k].d, hw[k], extra[k] ? xps : 0, cols};
+    cols += hw[k];
+  }
+  const int64_t pitch = cols + gap, img = (int64_t)c * pitch + img_gap;
+  dbuf dy = dev_new((size_t)(n * img), yt);
+  ASSERT_OK(kiln_cuda_nhwc_to_nchw_maps(maps, nm, xt, dy.d, yt, n, c, pitch, img_gap ? img : 0, act, NULL));
+  float *y = dev_down(&dy);
+  char *hit = calloc((size_t)(n * img), 1);
+  for (int k = 0; k < nm; k++)
+    for (int b = 0; b < n; b++)
+      for (int ch = 0; ch < c; ch++)
+        for (int p = 0; p < hw[k]; p++) {
+          size_t o = (size_t)(b * img + ch * pitch + maps[k].y_offset + p);
+          float v = xs[k][((size_t)b * hw[k] + p) * (size_t)(c + extra[k]) + ch];
+          double want = act_ref(xt == KILN_CUDA_F16 ? round_h(v) : v, act);
+          if (yt == KILN_CUDA_F16) want = round_h((float)want);
+          check_close("nhwc_to_nchw_maps", o, y[o], want, yt == KILN_CUDA_F16 ? 2e-3 : act.act ? 1e-6 : 0);
+          hit[o] = 1;
+        }
+  for (size_t o = 0; o < (size_t)(n * img); o++) /* the gaps between columns, rows and images */
+    if (!hit[o] && !isnan(y[o])) {
+      print_error("nhwc_to_nchw_maps: element %zu outside the maps was written\n", o);
+      fail();
+    }
+  free(hit), free(y);
+  dev_free(&dy);
+  for (int k = 0; k < nm; k++) free(xs[k]), dev_free(&dxs[k]);
+}
+
+static void test_nhwc_maps(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  kiln_epilogue none = {KILN_ACT_NONE, 0, 0, 0}, sig = {KILN_ACT_SIGMOID, 0, 0, 0};
+  const int hw3[3] = {67, 130, 5}, hw_yolo[3] = {64 * 3, 36, 4}, dense[3] = {0, 0, 0}, wide[3] = {8, 0, 16},
+            odd[3] = {0, 3, 0};
+  const kiln_cuda_dtype dts[2] = {KILN_CUDA_F16, KILN_CUDA_F32};
+  for (int i = 0; i < 2; i++)
+    for (int o = 0; o < 2; o++) {
+      kiln_cuda_dtype xt = dts[i], yt = dts[o];
+      /* the fast path: odd pixel counts (tile tails), 4-aligned columns (vector stores) or not (scalar),
+       * an image stride wider than the rows (a row-strided Concat member), one or two channel tiles */
+      maps_case(xt, yt, 3, 24, 3, hw3, dense, 0, 0, 0, sig);
+      maps_case(xt, yt, 2, 80, 3, hw_yolo, wide, 4, 4, 8 * 4, sig);
+      maps_case(xt, yt, 2, 16, 3, hw3, wide, 3, 5, 17, none);
+      maps_case(xt, yt, 2, 136, 3, hw3, dense, 0, 2, 0, sig);
+      maps_case(xt, yt, 1, 8, 1, hw3, dense, 1, 0, 0, none);
+      /* the general path: channels or a pixel stride that 16-byte chunks do not divide */
+      maps_case(xt, yt, 2, 12, 3, hw3, dense, 2, 3, 9, sig);
+      maps_case(xt, yt, 3, 24, 3, hw3, odd, 0, 0, 40, sig);
+      maps_case(xt, yt, 2, 5, 2, hw3, dense, 0, 1, 3, none);
+    }
+  kiln_cuda_nhwc_map m = {NULL, 10, 0, 4};
+  expect_error(kiln_cuda_nhwc_to_nchw_maps(&m, 1, KILN_CUDA_F16, NULL, KILN_CUDA_F32, 1, 8, 12, 0, none, NULL),
+               KILN_ERR_INVALID_ARGUMENT, "overlap");
+  expect_error(kiln_cuda_nhwc_to_nchw_maps(&m, 1, KILN_CUDA_F16, NULL, KILN_CUDA_F32, 1, 8, 14, 100, none, NULL),
+               KILN_ERR_INVALID_ARGUMENT, "overlap");
+}
+
 /* ---- MaxPool / Resize ---------------------------------------------------------------------------- */
 static void pool_case(kiln_cuda_dtype dt, int n, int c, int ih, int iw, int k, int s, int pad, int ips, int ops) {
   int oh = (ih + 2 * pad - k) / s + 1, ow = (iw + 2 * pad - k) / s + 1;
@@ -850,6 +923,144 @@ static void test_activation(void **state) {
   free(x);
 }
 
+/* Row-strided operands and results (Concat members and Slices at batch > 1, engine_format.h): a [3,2,5]
+ * in rows 17 apart, op b broadcast as [1,2,5], [5] or a scalar, into y rows 23 apart at offset 4, with
+ * the activation fused; the gaps stay poisoned. */
+static void test_binary_rows(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int rows = 3, len = 10, as = 17, ys = 23, yoff = 4;
+  const int64_t ad[3] = {3, 2, 5}, bd1[3] = {1, 2, 5}, bd2[1] = {5};
+  float *a = rand_vec((size_t)rows * as, 1), *b = rand_vec(10, 1);
+  for (int i = 0; i < 10; i++) b[i] = round_h(fabsf(b[i]) + 0.5f);
+  kiln_epilogue acts[2] = {{KILN_ACT_NONE, 0, 0, 0}, {KILN_ACT_SIGMOID, 0, 0, 0}};
+  for (int t = 0; t < 2; t++) {
+    kiln_cuda_dtype dt = t ? KILN_CUDA_F16 : KILN_CUDA_F32;
+    dbuf da = dev_up(a, (size_t)rows * as, dt), db = dev_up(b, 10, dt);
+    for (int bk = 0; bk < 3; bk++)
+      for (int op = KILN_CUDA_ADD; op <= KILN_CUDA_DIV; op++) {
+        kiln_epilogue act = acts[(bk + op) % 2];
+        dbuf dy = dev_new((size_t)(yoff + rows * ys), dt);
+        kiln_cuda_rows ra = {da.d, 3, ad, as};
+        kiln_cuda_rows rb = {db.d, bk == 0 ? 3 : bk == 1 ? 1 : 0, bk == 0 ? bd1 : bd2, 0};
+        void *yp = (char *)dy.d + yoff * dy.es;
+        /* b op a for the rank-1 case: the strided operand on the other side */
+        if (bk == 1) ASSERT_OK(kiln_cuda_binary_rows((kiln_cuda_binop)op, dt, rb, ra, yp, ys, act, NULL));
+        else ASSERT_OK(kiln_cuda_binary_rows((kiln_cuda_binop)op, dt, ra, rb, yp, ys, act, NULL));
+        float *y = dev_down(&dy);
+        for (int k = 0; k < yoff + rows * ys; k++) {
+          int r = (k - yoff) / ys, j = (k - yoff) % ys;
+          if (k < yoff || j >= len) {
+            assert_true(isnan(y[k]));
+            continue;
+          }
+          double av = a[r * as + j], bv = bk == 0 ? b[j] : bk == 1 ? b[j % 5] : b[0], v;
+          v = bk == 1 ? binop_ref((kiln_cuda_binop)op, bv, av) : binop_ref((kiln_cuda_binop)op, av, bv);
+          check_close("binary_rows", (size_t)k, y[k], act_ref(v, act), t ? 1e-2 : 1e-6);
+        }
+        free(y);
+        dev_free(&dy);
+      }
+    /* unary: x rows 17 apart -> y rows 23 apart */
+    dbuf dy = dev_new((size_t)(yoff + rows * ys), dt);
+    ASSERT_OK(kiln_cuda_activation_rows(dt, acts[1], rows, len, da.d, as, (char *)dy.d + yoff * dy.es, ys, NULL));
+    float *y = dev_down(&dy);
+    for (int k = 0; k < yoff + rows * ys; k++) {
+      int r = (k - yoff) / ys, j = (k - yoff) % ys;
+      if (k < yoff || j >= len) assert_true(isnan(y[k]));
+      else check_close("activation_rows", (size_t)k, y[k], act_ref(a[r * as + j], acts[1]), t ? 1e-2 : 1e-6);
+    }
+    free(y);
+    dev_free(&dy), dev_free(&da), dev_free(&db);
+  }
+  kiln_cuda_rows ra = {NULL, 3, ad, 9}, rb = {NULL, 1, bd2, 0};
+  expect_error(kiln_cuda_binary_rows(KILN_CUDA_ADD, KILN_CUDA_F32, ra, rb, NULL, 0, acts[0], NULL), KILN_ERR_INVALID_ARGUMENT,
+               "overlap");
+  ra.row_stride = 0;
+  expect_error(kiln_cuda_binary_rows(KILN_CUDA_ADD, KILN_CUDA_F32, ra, rb, NULL, 7, acts[0], NULL), KILN_ERR_INVALID_ARGUMENT,
+               "overlap");
+  expect_error(kiln_cuda_activation_rows(KILN_CUDA_F32, acts[0], 2, 10, NULL, 9, NULL, 0, NULL), KILN_ERR_INVALID_ARGUMENT,
+               "row stride");
+  free(a), free(b);
+}
+
+/* A fused pointwise program (cuda.pointwise) against the same ops in host float, one at a time: the
+ * YOLOv8 box decode's shape (anchor - lt, anchor + rb, sum, difference, / 2) plus a unary sigmoid and a
+ * Max with a fused ReLU; inputs broadcast ([1,2,7], a scalar, [7]) and row-strided (B: rows 20 apart),
+ * one output row-strided (rows 30 apart at offset 3), intermediates never stored. fp32 must match bit for
+ * bit where no exp is involved (IEEE-rounded ops, no FMA contraction). */
+static void test_pointwise(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  enum { R = 3, C = 2, W = 7, LEN = C * W, BS = 20, YS = 30, YOFF = 3, N = R * LEN };
+  const int64_t dims[3] = {R, C, W}, ad[3] = {1, C, W}, dd[1] = {W};
+  float *a = rand_vec(LEN, 1), *b = rand_vec(R * BS, 1), *c = rand_vec(N, 1), *d = rand_vec(W, 1), s = 2.f;
+  kiln_epilogue none = {KILN_ACT_NONE, 0, 0, 0}, sig = {KILN_ACT_SIGMOID, 0, 0, 0}, relu = {KILN_ACT_RELU, 0, 0, 0};
+  /* slots: 0 A, 1 B, 2 C, 3 S, 4 D, then op k -> 5 + k */
+  const kiln_cuda_pw_op ops[7] = {{KILN_CUDA_SUB, 0, 1, 0, none}, {KILN_CUDA_ADD, 0, 2, 0, none}, {KILN_CUDA_ADD, 5, 6, 0, none},
+                                  {KILN_CUDA_SUB, 6, 5, 0, none}, {KILN_CUDA_DIV, 7, 3, 0, none}, {-1, 8, 0, 0, sig},
+                                  {KILN_CUDA_MAX, 9, 4, 0, relu}};
+  const int32_t slots[3] = {8, 9, 11};
+  for (int t = 0; t < 2; t++) {
+    kiln_cuda_dtype dt = t ? KILN_CUDA_F16 : KILN_CUDA_F32;
+    dbuf da = dev_up(a, LEN, dt), db = dev_up(b, R * BS, dt), dc = dev_up(c, N, dt), ds = dev_up(&s, 1, dt), dd_ = dev_up(d, W, dt);
+    dbuf y0 = dev_new(YOFF + R * YS, dt), y1 = dev_new(N, dt), y2 = dev_new(N, dt);
+    kiln_cuda_rows in[5] = {{da.d, 3, ad, 0}, {db.d, 3, dims, BS}, {dc.d, 3, dims, 0}, {ds.d, 0, NULL, 0}, {dd_.d, 1, dd, 0}};
+    void *outs[3] = {(char *)y0.d + YOFF * y0.es, y1.d, y2.d};
+    const int64_t ors[3] = {YS, 0, 0};
+    ASSERT_OK(kiln_cuda_pointwise(dt, 3, dims, 5, in, 7, ops, 3, outs, ors, slots, NULL));
+    float *h0 = dev_down(&y0), *h1 = dev_down(&y1), *h2 = dev_down(&y2);
+    for (int k = 0; k < YOFF + R * YS; k++) /* rows of out 0: only their first LEN elements are written */
+      if (k < YOFF || (k - YOFF) % YS >= LEN) assert_true(isnan(h0[k]));
+    for (int r = 0; r < R; r++)
+      for (int e = 0; e < LEN; e++) {
+        int i = r * LEN + e, w = e % W;
+        float t0 = a[e] - b[r * BS + e], t1 = a[e] + c[i], t2 = t0 + t1, t3 = t1 - t0, t4 = t2 / s;
+        float t6 = t4 > d[w] ? t4 : d[w];
+        double tol = t ? 1e-2 : 0;
+        check_close("pointwise t3 (row-strided)", (size_t)i, h0[YOFF + r * YS + e], t3, tol);
+        check_close("pointwise t4", (size_t)i, h1[i], t4, tol);
+        check_close("pointwise max+relu", (size_t)i, h2[i], t6 > 0 ? t6 : 0, tol);
+      }
+    free(h0), free(h1), free(h2);
+    dev_free(&da), dev_free(&db), dev_free(&dc), dev_free(&ds), dev_free(&dd_), dev_free(&y0), dev_free(&y1), dev_free(&y2);
+  }
+  /* the sigmoid slot as an output */
+  {
+    dbuf da = dev_up(a, LEN, KILN_CUDA_F32), db = dev_up(b, R * BS, KILN_CUDA_F32), dc = dev_up(c, N, KILN_CUDA_F32);
+    dbuf ds = dev_up(&s, 1, KILN_CUDA_F32), dd_ = dev_up(d, W, KILN_CUDA_F32), y = dev_new(N, KILN_CUDA_F32);
+    kiln_cuda_rows in[5] = {{da.d, 3, ad, 0}, {db.d, 3, dims, BS}, {dc.d, 3, dims, 0}, {ds.d, 0, NULL, 0}, {dd_.d, 1, dd, 0}};
+    void *outs[1] = {y.d};
+    const int64_t ors[1] = {0};
+    const int32_t sl[1] = {10};
+    ASSERT_OK(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 5, in, 7, ops, 1, outs, ors, sl, NULL));
+    float *h = dev_down(&y);
+    for (int r = 0; r < R; r++)
+      for (int e = 0; e < LEN; e++) {
+        float t0 = a[e] - b[r * BS + e], t1 = a[e] + c[r * LEN + e];
+        check_close("pointwise sigmoid", (size_t)(r * LEN + e), h[r * LEN + e], act_ref(t1 - t0, sig), 1e-6);
+      }
+    free(h);
+    dev_free(&da), dev_free(&db), dev_free(&dc), dev_free(&ds), dev_free(&dd_), dev_free(&y);
+  }
+  /* refused programs: an op reading its own result, an output slot past the program, a bad broadcast */
+  kiln_cuda_pw_op bad[2] = {{KILN_CUDA_ADD, 0, 1, 0, none}, {KILN_CUDA_ADD, 0, 3, 0, none}};
+  kiln_cuda_rows in2[2] = {{NULL, 3, dims, 0}, {NULL, 3, dims, 0}};
+  void *o1[1] = {NULL};
+  const int64_t z[1] = {0};
+  int32_t sl = 2;
+  expect_error(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 2, in2, 2, bad, 1, o1, z, &sl, NULL), KILN_ERR_INVALID_ARGUMENT,
+               "not computed yet");
+  sl = 4;
+  expect_error(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 2, in2, 1, bad, 1, o1, z, &sl, NULL), KILN_ERR_INVALID_ARGUMENT,
+               "bad slot");
+  const int64_t five[1] = {5};
+  in2[1].rank = 1, in2[1].dims = five;
+  sl = 2;
+  expect_error(kiln_cuda_pointwise(KILN_CUDA_F32, 3, dims, 2, in2, 1, bad, 1, o1, z, &sl, NULL), KILN_ERR_SHAPE, "broadcast");
+  free(a), free(b), free(c), free(d);
+}
+
 static void test_concat_copy(void **state) {
   (void)state;
   REQUIRE_GPU();
@@ -1142,7 +1353,8 @@ static int bench(int batch) {
       cmocka_unit_test(test_conv_f16_tactics), cmocka_unit_test(test_conv_nchw),                      \
       cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_maxpool_chain), cmocka_unit_test(test_resize),  \
       cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
-      cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy)
+      cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy), cmocka_unit_test(test_nhwc_maps), \
+      cmocka_unit_test(test_binary_rows), cmocka_unit_test(test_pointwise)
 
 #else /* no CUDA at build time: one test that skips */
 

@@ -150,6 +150,71 @@ static void test_refuses_bad_engines(void **state) {
   free(img);
 }
 
+static kiln_section_rec *find_sec(uint8_t *img, uint32_t kind) {
+  const kiln_engine_header *h = (const kiln_engine_header *)img;
+  kiln_section_rec *secs = (kiln_section_rec *)(img + h->section_table_offset);
+  for (uint32_t i = 0; i < h->n_sections; i++)
+    if (secs[i].kind == kind) return &secs[i];
+  return NULL;
+}
+
+/* Row-strided LINEAR views (format v3): the loader checks the stride against the record (>= a dense row,
+ * views only, no v2 engine), and refuses to hand such a tensor to a kernel that cannot step through it
+ * (every CPU kernel). A v2 engine, which never has one, still loads. */
+static void test_row_strided_records(void **state) {
+  (void)state;
+  if (!g_engine) skip();
+  uint8_t *img = malloc(g_engine_size);
+  assert_non_null(img);
+  memcpy(img, g_engine, g_engine_size);
+  const kiln_section_rec *ts = find_sec(img, KILN_SECTION_TENSORS), *ls = find_sec(img, KILN_SECTION_LAYERS),
+                         *is = find_sec(img, KILN_SECTION_INDICES);
+  assert_non_null(ts), assert_non_null(ls), assert_non_null(is);
+  kiln_tensor_rec *t = (kiln_tensor_rec *)(img + ts->offset);
+  const kiln_layer_rec *l = (const kiln_layer_rec *)(img + ls->offset);
+  const int32_t *idx = (const int32_t *)(img + is->offset);
+  int32_t nt = (int32_t)(ts->size / sizeof *t), nl = (int32_t)(ls->size / sizeof *l), view = -1, arena = -1;
+  /* a one-row view (batch 1) that a layer reads or writes: a row stride keeps its span, so only the kernel
+   * check can refuse it */
+  for (int32_t i = 0; i < nl && view < 0; i++)
+    for (uint32_t k = 0; k < l[i].n_inputs + l[i].n_outputs && view < 0; k++) {
+      int32_t id = idx[l[i].io_index + k];
+      if (id >= 0 && t[id].storage == KILN_STORAGE_VIEW && t[id].rank >= 2 && t[id].dims[0] == 1) view = id;
+    }
+  for (int32_t i = 0; i < nt && arena < 0; i++)
+    if (t[i].storage == KILN_STORAGE_ARENA && t[i].rank >= 2) arena = i;
+  assert_true(view >= 0 && arena >= 0);
+  int64_t len = kiln_tensor_row_len(&t[view]);
+  /* a v2 engine loads (it has no row-strided tensor) */
+  ((kiln_engine_header *)img)->format_version = 2;
+  test_engine_reseal(img, g_engine_size);
+  kiln_engine *e = NULL;
+  ASSERT_OK(kiln_engine_load_memory(img, g_engine_size, &e));
+  kiln_engine_destroy(e);
+  /* ... but not with a row stride */
+  t[view].pixel_stride = len + 1;
+  test_engine_reseal(img, g_engine_size);
+  expect_refused(img, g_engine_size, KILN_ERR_PARSE, "invalid row stride");
+  ((kiln_engine_header *)img)->format_version = KILN_ENGINE_FORMAT_VERSION;
+  /* v3: rows closer than a dense row, absurd strides, a row-strided non-view */
+  int64_t bad[3] = {len - 1, -5, ((int64_t)1 << 41)};
+  for (int k = 0; k < 3; k++) {
+    t[view].pixel_stride = bad[k];
+    test_engine_reseal(img, g_engine_size);
+    expect_refused(img, g_engine_size, KILN_ERR_PARSE, "invalid row stride");
+  }
+  t[view].pixel_stride = 0;
+  t[arena].pixel_stride = kiln_tensor_row_len(&t[arena]) * 2;
+  test_engine_reseal(img, g_engine_size);
+  expect_refused(img, g_engine_size, KILN_ERR_PARSE, "invalid row stride");
+  t[arena].pixel_stride = 0;
+  /* a valid row stride, but the CPU kernels step through dense tensors only */
+  t[view].pixel_stride = len + 1;
+  test_engine_reseal(img, g_engine_size);
+  expect_refused(img, g_engine_size, KILN_ERR_PARSE, "row-strided tensor");
+  free(img);
+}
+
 static void test_build_is_deterministic(void **state) {
   if (!g_engine) skip();
   kiln_network *net;
@@ -260,6 +325,7 @@ int main(void) {
       cmocka_unit_test(test_yolov8n_matches_ort),
       cmocka_unit_test(test_bindings),
       cmocka_unit_test(test_refuses_bad_engines),
+      cmocka_unit_test(test_row_strided_records),
       cmocka_unit_test(test_build_is_deterministic),
       cmocka_unit_test(test_small_graph_fast_vs_reference),
   };

@@ -11,6 +11,7 @@
 #define KILN_BACKEND_CUDA_LAYERS_H
 
 #include "backend/cuda/conv_cuda.h"
+#include "backend/cuda/eltwise_cuda.h"
 #include "backend/cuda/spatial_cuda.h"
 
 #define KILN_CUDA_MAX_PARTS 64 /* inputs of a Concat, outputs of a Split */
@@ -38,6 +39,15 @@ typedef struct kiln_cuda_eltwise_params { /* "cuda.eltwise": y = act(a) or act(a
   int32_t reserved;
   kiln_epilogue act;
 } kiln_cuda_eltwise_params;
+
+/* "cuda.pointwise": a run of elementwise ops fused into one pass (kiln_cuda_pointwise). Inputs: the program's
+ * input slots 0..n_in-1, broadcast to the outputs' shape; outputs (all of one shape) take slots out_slot[k].
+ * Entries past n_ops / the output count are zero. */
+typedef struct kiln_cuda_pointwise_params {
+  int32_t n_ops, reserved;
+  kiln_cuda_pw_op ops[KILN_CUDA_PW_MAX_OPS];
+  int32_t out_slot[KILN_CUDA_PW_MAX_OUT];
+} kiln_cuda_pointwise_params;
 
 typedef struct kiln_cuda_softmax_params { /* "cuda.softmax": x viewed as [outer][axis][inner] */
   int64_t outer, axis, inner;

@@ -202,6 +202,10 @@ static kiln_status eltwise_prepare(const kiln_engine_view *e, kiln_layer_rt *L) 
       (b && b->rank > KILN_CUDA_MAX_RANK) || y->rank > KILN_CUDA_MAX_RANK)
     return bad_layer(L, "unsupported elementwise operands");
   if (!b && numel(a) != numel(y)) return bad_layer(L, "unary operand of the wrong size");
+  /* row-strided operands (the loader checked their strides): a unary op walks a and y row by row */
+  if (!b && (kiln_tensor_row_strided(a) || kiln_tensor_row_strided(y)) &&
+      (a->rank < 1 || y->rank < 1 || a->dims[0] != y->dims[0] || kiln_tensor_row_len(a) != kiln_tensor_row_len(y)))
+    return bad_layer(L, "row-strided unary operands of different rows");
   if (b) { /* the broadcast shape of a and b must be y's, or the kernel would write past y */
     uint32_t r = y->rank;
     if (a->rank > r || b->rank > r) return bad_layer(L, "operands of a higher rank than the result");
@@ -214,6 +218,10 @@ static kiln_status eltwise_prepare(const kiln_engine_view *e, kiln_layer_rt *L) 
   return NULL;
 }
 
+/* A LINEAR tensor's row stride for the kernels (0 = dense). One row: nothing to step over (and y's dim 0
+ * may then be a leading 1 the broadcast shape of lower-rank operands does not have). */
+static int64_t row_stride(const kiln_tensor_rec *t) { return t->rank && t->dims[0] > 1 ? t->pixel_stride : 0; }
+
 static kiln_status eltwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
   const kiln_cuda_eltwise_params *p = L->state;
   const kiln_tensor_rec *a = &ex->tensors[L->in[0]], *y = &ex->tensors[L->out[0]];
@@ -223,12 +231,70 @@ static kiln_status eltwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
     return kiln_cuda_eltwise_nhwc(p->op, p->act, dt, y->dims[0] * y->dims[2] * y->dims[3], y->dims[1], ex->ptrs[L->in[0]],
                                   a->pixel_stride, b ? ex->ptrs[L->in[1]] : NULL, b ? b->pixel_stride : 0,
                                   ex->ptrs[L->out[0]], y->pixel_stride, ex->stream);
-  if (!b) return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->in[0]], ex->ptrs[L->out[0]], ex->stream);
-  KILN_TRY(kiln_cuda_binary((kiln_cuda_binop)p->op, dt, ex->ptrs[L->in[0]], (int)a->rank, a->dims, ex->ptrs[L->in[1]],
-                            (int)b->rank, b->dims, ex->ptrs[L->out[0]], ex->stream));
-  if (p->act.act != KILN_ACT_NONE)
-    return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->out[0]], ex->ptrs[L->out[0]], ex->stream);
+  if (!b) {
+    if (!kiln_tensor_row_strided(a) && !kiln_tensor_row_strided(y))
+      return kiln_cuda_activation(dt, p->act, numel(y), ex->ptrs[L->in[0]], ex->ptrs[L->out[0]], ex->stream);
+    return kiln_cuda_activation_rows(dt, p->act, y->dims[0], kiln_tensor_row_len(y), ex->ptrs[L->in[0]], row_stride(a),
+                                     ex->ptrs[L->out[0]], row_stride(y), ex->stream);
+  }
+  kiln_cuda_rows ra = {ex->ptrs[L->in[0]], (int)a->rank, a->dims, row_stride(a)};
+  kiln_cuda_rows rb = {ex->ptrs[L->in[1]], (int)b->rank, b->dims, row_stride(b)};
+  return kiln_cuda_binary_rows((kiln_cuda_binop)p->op, dt, ra, rb, ex->ptrs[L->out[0]], row_stride(y), p->act, ex->stream);
+}
+
+/* ---- cuda.pointwise: a fused run of LINEAR elementwise ops ------------------------------------------ */
+static kiln_status pointwise_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_pointwise_params), 1, KILN_CUDA_PW_MAX_IN, 1, KILN_CUDA_PW_MAX_OUT));
+  const kiln_cuda_pointwise_params *p = L->state;
+  const kiln_tensor_rec *y = tensor(e, L->out[0]);
+  if (p->n_ops < 1 || p->n_ops > KILN_CUDA_PW_MAX_OPS || y->layout != KILN_LAYOUT_LINEAR || !is_float_t(y) || y->rank < 1 ||
+      y->rank > KILN_CUDA_MAX_RANK)
+    return bad_layer(L, "malformed pointwise program");
+  int32_t slots = L->n_in + p->n_ops;
+  for (int32_t o = 0; o < p->n_ops; o++) { /* every operand computed before it is read */
+    const kiln_cuda_pw_op *q = &p->ops[o];
+    if (q->op < -1 || q->op > KILN_CUDA_POW || q->a < 0 || q->a >= L->n_in + o ||
+        (q->op >= 0 && (q->b < 0 || q->b >= L->n_in + o)) || (int)q->act.act < 0 || q->act.act > KILN_ACT_GELU)
+      return bad_layer(L, "pointwise op reads a slot not computed yet, or is unknown");
+  }
+  for (int32_t k = 0; k < L->n_out; k++) {
+    const kiln_tensor_rec *o = tensor(e, L->out[k]);
+    if (p->out_slot[k] < 0 || p->out_slot[k] >= slots || o->layout != KILN_LAYOUT_LINEAR || o->dtype != y->dtype ||
+        o->rank != y->rank || memcmp(o->dims, y->dims, sizeof(int64_t) * y->rank))
+      return bad_layer(L, "pointwise outputs of different shapes or types, or a bad output slot");
+    for (int32_t j = 0; j < L->n_in; j++)
+      if (L->in[j] == L->out[k]) return bad_layer(L, "pointwise output aliases an input");
+    for (int32_t j = 0; j < k; j++)
+      if (L->out[j] == L->out[k]) return bad_layer(L, "pointwise output written twice");
+  }
+  for (int32_t j = 0; j < L->n_in; j++) { /* inputs broadcast to the outputs' shape */
+    const kiln_tensor_rec *x = tensor(e, L->in[j]);
+    if (x->layout != KILN_LAYOUT_LINEAR || x->dtype != y->dtype || x->rank > y->rank)
+      return bad_layer(L, "pointwise input of another type or a higher rank");
+    for (uint32_t d = 0; d < x->rank; d++) {
+      int64_t xd = x->dims[d], yd = y->dims[d + y->rank - x->rank];
+      if (xd != 1 && xd != yd) return bad_layer(L, "pointwise input does not broadcast to the outputs");
+    }
+  }
   return NULL;
+}
+
+static kiln_status pointwise_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_pointwise_params *p = L->state;
+  const kiln_tensor_rec *y = &ex->tensors[L->out[0]];
+  kiln_cuda_rows in[KILN_CUDA_PW_MAX_IN];
+  void *out[KILN_CUDA_PW_MAX_OUT];
+  int64_t rs[KILN_CUDA_PW_MAX_OUT];
+  for (int32_t j = 0; j < L->n_in; j++) {
+    const kiln_tensor_rec *x = &ex->tensors[L->in[j]];
+    in[j] = (kiln_cuda_rows){ex->ptrs[L->in[j]], (int)x->rank, x->dims, row_stride(x)};
+  }
+  for (int32_t k = 0; k < L->n_out; k++) {
+    out[k] = ex->ptrs[L->out[k]];
+    rs[k] = row_stride(&ex->tensors[L->out[k]]);
+  }
+  return kiln_cuda_pointwise((kiln_cuda_dtype)y->dtype, (int)y->rank, y->dims, L->n_in, in, p->n_ops, p->ops, L->n_out, out,
+                             rs, p->out_slot, ex->stream);
 }
 
 /* ---- cuda.softmax / cuda.transpose (LINEAR) ------------------------------------------------------- */
@@ -375,6 +441,8 @@ static kiln_status concat_run(const kiln_layer_rt *L, const kiln_exec *ex) { ret
 static kiln_status split_run(const kiln_layer_rt *L, const kiln_exec *ex) { return parts_run(L, ex, 0); }
 
 /* ---- cuda.convert_concat: NHWC maps [N,C,H,W] -> slices of a LINEAR [N,C,sum(H*W)] ---------------- */
+/* The output may be row-strided (its images pixel_stride elements apart): a member of the output Concat
+ * along the channels at batch > 1, written in place. */
 static kiln_status convert_concat_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
   KILN_TRY(take_params(L, sizeof(kiln_cuda_convert_concat_params), 1, KILN_CUDA_MAX_PARTS, 1, 1));
   const kiln_cuda_convert_concat_params *p = L->state;
@@ -395,20 +463,26 @@ static kiln_status convert_concat_prepare(const kiln_engine_view *e, kiln_layer_
 static kiln_status convert_concat_run(const kiln_layer_rt *L, const kiln_exec *ex) {
   const kiln_cuda_convert_concat_params *p = L->state;
   const kiln_tensor_rec *y = &ex->tensors[L->out[0]];
-  size_t es = kiln_dtype_size((kiln_dtype)y->dtype);
+  kiln_cuda_nhwc_map maps[KILN_CUDA_MAX_PARTS];
   int64_t at = 0;
-  for (int32_t k = 0; k < L->n_in; k++) {
-    const kiln_tensor_rec *x = &ex->tensors[L->in[k]];
-    int64_t hw = x->dims[2] * x->dims[3];
-    KILN_TRY(kiln_cuda_nhwc_to_nchw_act(ex->ptrs[L->in[k]], (kiln_cuda_dtype)x->dtype, x->pixel_stride,
-                                        (uint8_t *)ex->ptrs[L->out[0]] + (size_t)at * es, (kiln_cuda_dtype)y->dtype,
-                                        x->dims[0], x->dims[1], hw, y->dims[2], p->act, ex->stream));
-    at += hw;
+  /* one launch per run of inputs of one type (all of them, in practice) */
+  for (int32_t k0 = 0; k0 < L->n_in;) {
+    uint32_t dt = ex->tensors[L->in[k0]].dtype;
+    int m = 0;
+    for (; k0 + m < L->n_in && ex->tensors[L->in[k0 + m]].dtype == dt; m++) {
+      const kiln_tensor_rec *x = &ex->tensors[L->in[k0 + m]];
+      maps[m] = (kiln_cuda_nhwc_map){ex->ptrs[L->in[k0 + m]], x->dims[2] * x->dims[3], x->pixel_stride, at};
+      at += maps[m].hw;
+    }
+    KILN_TRY(kiln_cuda_nhwc_to_nchw_maps(maps, m, (kiln_cuda_dtype)dt, ex->ptrs[L->out[0]], (kiln_cuda_dtype)y->dtype,
+                                         y->dims[0], y->dims[1], y->dims[2], y->pixel_stride, p->act, ex->stream));
+    k0 += m;
   }
   return NULL;
 }
 
-const kiln_kernel kiln_kernel_cuda_convert_concat = {"cuda.convert_concat", convert_concat_prepare, free, convert_concat_run};
+const kiln_kernel kiln_kernel_cuda_convert_concat = {"cuda.convert_concat", convert_concat_prepare, free, convert_concat_run,
+                                                     NULL, KILN_KERNEL_ROW_STRIDED};
 const kiln_kernel kiln_kernel_cuda_convert = {"cuda.convert", convert_prepare, free, convert_run};
 static const char *conv_variant(const kiln_layer_rt *L) { return kiln_cuda_conv_kernel_name(&((const conv_state *)L->state)->desc); }
 
@@ -416,7 +490,9 @@ const kiln_kernel kiln_kernel_cuda_conv = {"cuda.conv", conv_prepare, free, conv
 const kiln_kernel kiln_kernel_cuda_maxpool = {"cuda.maxpool", pool_prepare, free, pool_run};
 const kiln_kernel kiln_kernel_cuda_maxpool_chain = {"cuda.maxpool_chain", pool_chain_prepare, free, pool_chain_run};
 const kiln_kernel kiln_kernel_cuda_resize_nearest = {"cuda.resize_nearest", resize_prepare, free, resize_run};
-const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run};
+const kiln_kernel kiln_kernel_cuda_eltwise = {"cuda.eltwise", eltwise_prepare, free, eltwise_run, NULL, KILN_KERNEL_ROW_STRIDED};
+const kiln_kernel kiln_kernel_cuda_pointwise = {"cuda.pointwise", pointwise_prepare, free, pointwise_run, NULL,
+                                                KILN_KERNEL_ROW_STRIDED};
 const kiln_kernel kiln_kernel_cuda_softmax = {"cuda.softmax", softmax_prepare, free, softmax_run};
 const kiln_kernel kiln_kernel_cuda_softmax_dot = {"cuda.softmax_dot", softmax_dot_prepare, free, softmax_dot_run};
 const kiln_kernel kiln_kernel_cuda_transpose = {"cuda.transpose", transpose_prepare, free, transpose_run};
