@@ -461,6 +461,8 @@ static void plan_spatial_concats(cuda_lower *cl) {
   }
 }
 
+static kiln_status lower_dfl_from_maps(cuda_lower *cl, int32_t i, const int32_t *maps, bool *done);
+
 static kiln_status lower_spatial_concat(cuda_lower *cl, int32_t i) {
   const kiln_node *n = &cl->g->nodes[i];
   const kiln_value *y = kiln_node_output(cl->g, n, 0);
@@ -469,6 +471,11 @@ static kiln_status lower_spatial_concat(cuda_lower *cl, int32_t i) {
     int32_t u = -1;
     flattened_nhwc(cl, n->inputs[k], y, &u);
     KILN_TRY(kiln_cuda_lower_tensor_as(cl, u, KILN_LAYOUT_NHWC, nhwc_dtype(cl, u), false, &ins[k]));
+  }
+  if (cl->concat_act[i] < 0) { /* the box branch: the DFL reads the maps themselves */
+    bool done = false;
+    KILN_TRY(lower_dfl_from_maps(cl, i, ins, &done));
+    if (done) return NULL;
   }
   kiln_cuda_convert_concat_params pp;
   memset(&pp, 0, sizeof pp);
@@ -939,12 +946,15 @@ static kiln_status lower_pointwise_gemm(cuda_lower *cl, int32_t i) {
  * becomes one cuda.softmax_dot on the untransposed tensor [N][G][R][A]: y[N*G][A] = sum_r w[r] *
  * softmax_r(x) (+ bias). Three memory passes (a transpose, a softmax and a skinny GEMM over 16 inputs)
  * become one. The intermediates must have no other reader and not be graph outputs. *done = false: no match. */
-static kiln_status lower_softmax_dot(cuda_lower *cl, int32_t i, bool *done) {
+/* Transpose(perm 0,2,1,3) -> Softmax(axis 1) -> 1x1 Conv to one channel with a constant fp32 weight: the
+ * DFL of YOLO heads. On a match, *si / *ci are the Softmax and Conv nodes. */
+static kiln_status softmax_dot_match(cuda_lower *cl, int32_t i, int32_t *si_out, int32_t *ci_out, bool *ok) {
   kiln_graph *g = cl->g;
   const kiln_node *t = &g->nodes[i];
-  *done = false;
+  *ok = false;
   const kiln_value *x = kiln_node_input(g, t, 0);
-  if (!x || x->dtype != KILN_DTYPE_FLOAT32 || x->shape.rank != 4 || t->n_outputs != 1) return NULL;
+  if (t->op != KILN_OP_Transpose || !x || x->dtype != KILN_DTYPE_FLOAT32 || x->shape.rank != 4 || t->n_outputs != 1)
+    return NULL;
   const int64_t *perm = NULL;
   size_t cnt = 0;
   if (!kiln_node_find_attr(t, "perm")) return NULL;
@@ -963,17 +973,78 @@ static kiln_status lower_softmax_dot(cuda_lower *cl, int32_t i, bool *done) {
   if (!w || !w->data || w->dtype != KILN_DTYPE_FLOAT32 || !y || y->shape.rank != 4 || y->shape.dims[1] != 1 ||
       w->shape.rank != 4 || w->shape.dims[0] != 1 || w->shape.dims[1] != R || (b && (!b->data || b->dtype != KILN_DTYPE_FLOAT32)))
     return NULL;
-  kiln_cuda_softmax_dot_params pp = {x->shape.dims[0] * x->shape.dims[1], R, x->shape.dims[3]};
+  *si_out = si, *ci_out = ci, *ok = true;
+  return NULL;
+}
+
+/* The DFL's weight and optional bias as LINEAR fp32 tensors, ins[at..]; returns how many. */
+static kiln_status dfl_weights(cuda_lower *cl, const kiln_node *cv, int32_t *ins, int *n) {
+  *n = 0;
+  KILN_TRY(kiln_cuda_lower_tensor_as(cl, cv->inputs[1], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[(*n)++]));
+  if (kiln_node_input(cl->g, cv, 2))
+    KILN_TRY(kiln_cuda_lower_tensor_as(cl, cv->inputs[2], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[(*n)++]));
+  return NULL;
+}
+
+static kiln_status lower_softmax_dot(cuda_lower *cl, int32_t i, bool *done) {
+  kiln_graph *g = cl->g;
+  const kiln_node *t = &g->nodes[i];
+  int32_t si = -1, ci = -1;
+  *done = false;
+  KILN_TRY(softmax_dot_match(cl, i, &si, &ci, done));
+  if (!*done) return NULL;
+  *done = false;
+  const kiln_value *x = kiln_node_input(g, t, 0);
+  const kiln_node *cv = &g->nodes[ci];
+  kiln_cuda_softmax_dot_params pp = {x->shape.dims[0] * x->shape.dims[1], x->shape.dims[2], x->shape.dims[3]};
   int32_t ins[3], out;
-  int n_in = 2;
+  int n_w = 0;
   KILN_TRY(kiln_cuda_lower_tensor_as(cl, t->inputs[0], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[0]));
-  KILN_TRY(kiln_cuda_lower_tensor_as(cl, cv->inputs[1], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[1]));
-  if (b) KILN_TRY(kiln_cuda_lower_tensor_as(cl, cv->inputs[2], KILN_LAYOUT_LINEAR, KILN_DTYPE_FLOAT32, false, &ins[n_in++]));
+  KILN_TRY(dfl_weights(cl, cv, ins + 1, &n_w));
   KILN_TRY(kiln_cuda_lower_linear_output(cl, cv->outputs[0], &out));
   cl->lc->consumed[si] = cl->lc->consumed[ci] = 1;
   *done = true;
-  return kiln_cuda_lower_add_layer(cl, cv->name, "cuda.softmax_dot", "Transpose+Softmax+Conv", ins, n_in, &out, 1, &pp,
+  return kiln_cuda_lower_add_layer(cl, cv->name, "cuda.softmax_dot", "Transpose+Softmax+Conv", ins, 1 + n_w, &out, 1, &pp,
                                    sizeof pp, 0, (uint64_t)kiln_node_macs(g, cv));
+}
+
+/* Spatial Concat i (the box maps) -> Reshape [N,C,L] -> [N,G,R,L] -> the DFL: cuda.softmax_dot_nhwc reads
+ * the NHWC maps (`maps`, already lowered) directly, so neither the fp32 [N,C,L] copy (written by a
+ * convert_concat, read back by softmax_dot) nor its two passes over memory exist. The maps hold the conv
+ * outputs (fp16 in fp16 engines: widening to fp32 is exact, so the softmax sees the same values). */
+static kiln_status lower_dfl_from_maps(cuda_lower *cl, int32_t i, const int32_t *maps, bool *done) {
+  kiln_graph *g = cl->g;
+  const kiln_node *n = &g->nodes[i];
+  *done = false;
+  const kiln_value *y = kiln_node_output(g, n, 0);
+  int32_t ri = kiln_sole_consumer(g, n->outputs[0]);
+  if (!y || ri < 0 || kiln_lower_is_graph_output(g, n->outputs[0]) || cl->lc->consumed[ri]) return NULL;
+  const kiln_node *r = &g->nodes[ri];
+  if (r->op != KILN_OP_Reshape || r->n_outputs != 1 || kiln_lower_is_graph_output(g, r->outputs[0])) return NULL;
+  const kiln_value *rv = kiln_node_output(g, r, 0);
+  if (!rv || rv->shape.rank != 4 || rv->shape.dims[0] != y->shape.dims[0] || rv->shape.dims[3] != y->shape.dims[2] ||
+      rv->shape.dims[1] * rv->shape.dims[2] != y->shape.dims[1])
+    return NULL;
+  int32_t ti = kiln_sole_consumer(g, r->outputs[0]), si = -1, ci = -1;
+  bool ok = false;
+  if (ti < 0 || cl->lc->consumed[ti]) return NULL;
+  KILN_TRY(softmax_dot_match(cl, ti, &si, &ci, &ok));
+  if (!ok || n->n_inputs > KILN_CUDA_DFL_MAX_MAPS) return NULL;
+  const kiln_node *cv = &g->nodes[ci];
+  kiln_cuda_softmax_dot_nhwc_params pp;
+  memset(&pp, 0, sizeof pp);
+  pp.n_maps = n->n_inputs, pp.groups = rv->shape.dims[1], pp.len = rv->shape.dims[2];
+  int32_t ins[KILN_CUDA_DFL_MAX_MAPS + 2], out;
+  int n_w = 0;
+  for (int k = 0; k < n->n_inputs; k++) ins[k] = maps[k];
+  KILN_TRY(dfl_weights(cl, cv, ins + n->n_inputs, &n_w));
+  KILN_TRY(kiln_cuda_lower_linear_output(cl, cv->outputs[0], &out));
+  cl->lc->consumed[ri] = cl->lc->consumed[ti] = cl->lc->consumed[si] = cl->lc->consumed[ci] = 1;
+  *done = true;
+  char name[300];
+  snprintf(name, sizeof name, "%.140s (+%.140s)", n->name, cv->name);
+  return kiln_cuda_lower_add_layer(cl, name, "cuda.softmax_dot_nhwc", "Concat+Transpose+Softmax+Conv", ins,
+                                   n->n_inputs + n_w, &out, 1, &pp, sizeof pp, 0, (uint64_t)kiln_node_macs(g, cv));
 }
 
 /* Run a builder view helper with value x's LINEAR tensor standing in for its primary one. */

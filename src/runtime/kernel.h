@@ -79,7 +79,8 @@ extern const kiln_kernel kiln_kernel_cpu_pool2d, kiln_kernel_cpu_resize2d, kiln_
 extern const kiln_kernel kiln_kernel_cuda_convert, kiln_kernel_cuda_convert_concat, kiln_kernel_cuda_conv, kiln_kernel_cuda_maxpool,
     kiln_kernel_cuda_maxpool_chain, kiln_kernel_cuda_resize_nearest, kiln_kernel_cuda_eltwise, kiln_kernel_cuda_pointwise,
     kiln_kernel_cuda_softmax, kiln_kernel_cuda_transpose,
-    kiln_kernel_cuda_concat, kiln_kernel_cuda_split, kiln_kernel_cuda_softmax_dot;
+    kiln_kernel_cuda_concat, kiln_kernel_cuda_split, kiln_kernel_cuda_softmax_dot,
+    kiln_kernel_cuda_softmax_dot_nhwc;
 /* LINEAR ops of CUDA engines (backend/cuda/kernels_cuda_ops.c). */
 extern const kiln_kernel kiln_kernel_cuda_gemm, kiln_kernel_cuda_reduce, kiln_kernel_cuda_strided_copy,
     kiln_kernel_cuda_gather, kiln_kernel_cuda_pad, kiln_kernel_cuda_resize, kiln_kernel_cuda_unary, kiln_kernel_cuda_select;

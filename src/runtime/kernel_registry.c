@@ -26,6 +26,7 @@ static const kiln_kernel *const kernels[] = {
     &kiln_kernel_cuda_pointwise,
     &kiln_kernel_cuda_softmax,
     &kiln_kernel_cuda_softmax_dot,
+    &kiln_kernel_cuda_softmax_dot_nhwc,
     &kiln_kernel_cuda_transpose,
     &kiln_kernel_cuda_concat,
     &kiln_kernel_cuda_split,

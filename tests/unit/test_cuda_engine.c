@@ -445,13 +445,14 @@ static void test_build_structure(void **state) {
   assert_null(strstr(out, "Sigmoid          cuda.eltwise       1x16")); /* SiLU inside the convs */
   /* the head stays fp32 and LINEAR: the DFL (Transpose + Softmax + 1x1 conv) is one cuda.softmax_dot, no layout
    * round trip */
-  const char *dfl = strstr(out, "/model.22/dfl/conv/Conv ");
+  /* ... and reads the box convs' NHWC maps directly (cuda.softmax_dot_nhwc): no fp32 box tensor between */
+  const char *dfl = strstr(out, "/model.22/Concat (+/model.22/dfl/conv/Conv)");
   assert_non_null(dfl);
-  assert_true(strstr(dfl, "cuda.softmax_dot") && strstr(dfl, "cuda.softmax_dot") < strchr(dfl, '\n'));
+  assert_true(strstr(dfl, "cuda.softmax_dot_nhwc") && strstr(dfl, "cuda.softmax_dot_nhwc") < strchr(dfl, '\n'));
   assert_null(strstr(out, "cuda.transpose"));
   assert_null(strstr(out, "cuda.softmax "));
   assert_null(strstr(out, "(to NHWC fp32)"));
-  assert_non_null(strstr(out, "cuda.convert_concat 2")); /* the three scales straight into the Concats */
+  assert_non_null(strstr(out, "cuda.convert_concat 1")); /* the class maps straight into the output */
   assert_non_null(strstr(out, "cuda.maxpool_chain 1"));  /* SPPF's three pools: one layer */
   assert_null(strstr(out, "cuda.maxpool "));
   /* the stem reads the fp32 input binding in place (conv_direct_nchw): no conversion layer at all */

@@ -787,6 +787,82 @@ static void softmax_dot_case(kiln_cuda_dtype dt, int outer, int axis, int inner,
   dev_free(&dx), dev_free(&dw), dev_free(&db), dev_free(&dy);
 }
 
+/* The DFL straight from NHWC maps: n_maps maps of hw[k] pixels, pixel stride ps (0 = groups * len), into y
+ * [batch][groups][total] (5 poisoned elements past it). The reference is the same double-precision math
+ * as softmax_dot_case over the concatenation. */
+static void softmax_dot_nhwc_case(kiln_cuda_dtype dt, int batch, int groups, int len, int n_maps, const int *hw, int ps,
+                                  int with_bias) {
+  const int c = groups * len, pstride = ps ? ps : c;
+  int total = 0;
+  for (int k = 0; k < n_maps; k++) total += hw[k];
+  float *w = rand_vec((size_t)len, 0), bias = -0.61f;
+  dbuf dw = dev_up(w, (size_t)len, KILN_CUDA_F32), db = dev_up(&bias, 1, KILN_CUDA_F32);
+  size_t ny = (size_t)batch * groups * total;
+  dbuf dy = dev_new(ny + 5, KILN_CUDA_F32);
+  float *xs[8];
+  dbuf dxs[8];
+  kiln_cuda_nhwc_map maps[8];
+  int at = 0;
+  for (int k = 0; k < n_maps; k++) {
+    size_t n = (size_t)batch * hw[k] * pstride;
+    xs[k] = rand_vec(n, dt == KILN_CUDA_F16);
+    for (size_t i = 0; i < n; i++) xs[k][i] *= 4;
+    dxs[k] = dev_up(xs[k], n, dt);
+    maps[k] = (kiln_cuda_nhwc_map){dxs[k].d, hw[k], ps, at};
+    at += hw[k];
+  }
+  ASSERT_OK(kiln_cuda_softmax_dot_nhwc(maps, n_maps, dt, batch, groups, len, total, dw.d, with_bias ? db.d : NULL, dy.d, NULL));
+  float *y = dev_down(&dy);
+  char what[120];
+  snprintf(what, sizeof what, "softmax_dot_nhwc %s b%d g%d len%d maps%d ps%d", dt == KILN_CUDA_F16 ? "f16" : "f32", batch,
+           groups, len, n_maps, ps);
+  for (int b = 0; b < batch; b++) {
+    int off = 0;
+    for (int k = 0; k < n_maps; k++) {
+      for (int p = 0; p < hw[k]; p++)
+        for (int g = 0; g < groups; g++) {
+          const float *xv = xs[k] + ((size_t)b * hw[k] + p) * pstride + (size_t)g * len;
+          double m = -INFINITY, s = 0, d = 0;
+          for (int j = 0; j < len; j++) m = fmax(m, xv[j]);
+          for (int j = 0; j < len; j++) {
+            double e = exp(xv[j] - m);
+            s += e, d += e * w[j];
+          }
+          size_t o = ((size_t)b * groups + g) * total + off + p;
+          check_close(what, o, y[o], d / s + (with_bias ? bias : 0), 1e-5);
+        }
+      off += hw[k];
+    }
+  }
+  for (size_t i = ny; i < ny + 5; i++)
+    if (!isnan(y[i])) {
+      print_error("%s wrote past its output at %zu\n", what, i);
+      fail();
+    }
+  for (int k = 0; k < n_maps; k++) free(xs[k]), dev_free(&dxs[k]);
+  free(w), free(y);
+  dev_free(&dw), dev_free(&db), dev_free(&dy);
+}
+
+static void test_softmax_dot_nhwc(void **state) {
+  (void)state;
+  REQUIRE_GPU();
+  const int yolo[3] = {6400, 1600, 400}, odd[3] = {37, 5, 12}, one[1] = {9};
+  softmax_dot_nhwc_case(KILN_CUDA_F16, 2, 4, 16, 3, yolo, 0, 0);  /* YOLOv8's box maps: 16-byte loads */
+  softmax_dot_nhwc_case(KILN_CUDA_F32, 1, 4, 16, 3, yolo, 0, 1);  /* fp32 engine */
+  softmax_dot_nhwc_case(KILN_CUDA_F16, 3, 4, 16, 3, odd, 72, 1);  /* maps in a wider buffer (16-byte strides) */
+  softmax_dot_nhwc_case(KILN_CUDA_F16, 2, 4, 16, 3, odd, 68, 0);  /* a pixel stride off 16 bytes: element loads */
+  softmax_dot_nhwc_case(KILN_CUDA_F32, 2, 3, 5, 3, odd, 0, 1);    /* any bin count */
+  softmax_dot_nhwc_case(KILN_CUDA_F16, 1, 2, 7, 1, one, 17, 0);
+  kiln_cuda_nhwc_map bad = {NULL, 4, 0, 0};
+  expect_error(kiln_cuda_softmax_dot_nhwc(&bad, 1, KILN_CUDA_F32, 1, 4, 16, 4, NULL, NULL, NULL, NULL),
+               KILN_ERR_INVALID_ARGUMENT, "softmax_dot_nhwc");
+  kiln_cuda_nhwc_map gap[2] = {{&bad, 4, 0, 0}, {&bad, 4, 0, 5}};
+  float w1 = 1;
+  expect_error(kiln_cuda_softmax_dot_nhwc(gap, 2, KILN_CUDA_F32, 1, 4, 16, 9, &w1, NULL, &w1, NULL),
+               KILN_ERR_INVALID_ARGUMENT, "does not continue");
+}
+
 static void test_softmax(void **state) {
   (void)state;
   REQUIRE_GPU();
@@ -1352,7 +1428,7 @@ static int bench(int batch) {
       cmocka_unit_test(test_conv_f16_out_f32), cmocka_unit_test(test_conv_f32_exact),                \
       cmocka_unit_test(test_conv_f16_tactics), cmocka_unit_test(test_conv_nchw),                      \
       cmocka_unit_test(test_layout), cmocka_unit_test(test_maxpool), cmocka_unit_test(test_maxpool_chain), cmocka_unit_test(test_resize),  \
-      cmocka_unit_test(test_softmax), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
+      cmocka_unit_test(test_softmax), cmocka_unit_test(test_softmax_dot_nhwc), cmocka_unit_test(test_transpose), cmocka_unit_test(test_binary), \
       cmocka_unit_test(test_activation), cmocka_unit_test(test_concat_copy), cmocka_unit_test(test_nhwc_maps), \
       cmocka_unit_test(test_binary_rows), cmocka_unit_test(test_pointwise)
 

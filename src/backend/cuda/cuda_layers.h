@@ -55,6 +55,14 @@ typedef struct kiln_cuda_softmax_params { /* "cuda.softmax": x viewed as [outer]
 
 /* "cuda.softmax_dot": inputs x [outer][axis][inner] (LINEAR float), w fp32 [axis], optional bias fp32 [1];
  * output fp32 [outer][inner] = sum_j w[j] * softmax_j(x) (+ bias). */
+/* "cuda.softmax_dot_nhwc": inputs n_maps NHWC maps [N, H_k, W_k, groups*len] (float), w fp32 [len], optional
+ * bias fp32 [1]; output fp32 LINEAR [N, groups, sum H_k*W_k] (YOLO's DFL read straight from the box convs). */
+#define KILN_CUDA_DFL_MAX_MAPS 8
+typedef struct kiln_cuda_softmax_dot_nhwc_params {
+  int32_t n_maps, reserved;
+  int64_t groups, len;
+} kiln_cuda_softmax_dot_nhwc_params;
+
 typedef struct kiln_cuda_softmax_dot_params {
   int64_t outer, axis, inner;
 } kiln_cuda_softmax_dot_params;

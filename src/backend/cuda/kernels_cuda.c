@@ -327,6 +327,45 @@ static kiln_status softmax_dot_prepare(const kiln_engine_view *e, kiln_layer_rt 
   return NULL;
 }
 
+/* cuda.softmax_dot_nhwc: n_maps NHWC maps, w[len], optional bias[1] -> fp32 y [N, groups, sum of map pixels] */
+static kiln_status softmax_dot_nhwc_prepare(const kiln_engine_view *e, kiln_layer_rt *L) {
+  KILN_TRY(take_params(L, sizeof(kiln_cuda_softmax_dot_nhwc_params), 2, KILN_CUDA_DFL_MAX_MAPS + 2, 1, 1));
+  const kiln_cuda_softmax_dot_nhwc_params *p = L->state;
+  if (p->n_maps < 1 || p->n_maps > KILN_CUDA_DFL_MAX_MAPS || (L->n_in != p->n_maps + 1 && L->n_in != p->n_maps + 2) ||
+      p->groups < 1 || p->len < 1 || p->groups > INT32_MAX || p->len > INT32_MAX)
+    return bad_layer(L, "malformed DFL over NHWC maps");
+  const kiln_tensor_rec *y = tensor(e, L->out[0]), *w = tensor(e, L->in[p->n_maps]);
+  const kiln_tensor_rec *b = L->n_in > p->n_maps + 1 ? tensor(e, L->in[p->n_maps + 1]) : NULL;
+  const kiln_tensor_rec *x0 = tensor(e, L->in[0]);
+  int64_t total = 0;
+  for (int32_t k = 0; k < p->n_maps; k++) {
+    const kiln_tensor_rec *x = tensor(e, L->in[k]);
+    if (x->layout != KILN_LAYOUT_NHWC || !is_float_t(x) || x->dtype != x0->dtype || x->rank != 4 ||
+        x->dims[0] != x0->dims[0] || x->dims[1] != p->groups * p->len)
+      return bad_layer(L, "a map does not match the DFL");
+    total += x->dims[2] * x->dims[3];
+  }
+  if (y->layout || y->dtype != KILN_DTYPE_FLOAT32 || y->pixel_stride || numel(y) != x0->dims[0] * p->groups * total ||
+      w->dtype != KILN_DTYPE_FLOAT32 || numel(w) != p->len || (b && (b->dtype != KILN_DTYPE_FLOAT32 || numel(b) != 1)))
+    return bad_layer(L, "tensors do not match the DFL over NHWC maps");
+  return NULL;
+}
+
+static kiln_status softmax_dot_nhwc_run(const kiln_layer_rt *L, const kiln_exec *ex) {
+  const kiln_cuda_softmax_dot_nhwc_params *p = L->state;
+  kiln_cuda_nhwc_map maps[KILN_CUDA_DFL_MAX_MAPS];
+  int64_t at = 0;
+  for (int32_t k = 0; k < p->n_maps; k++) {
+    const kiln_tensor_rec *x = &ex->tensors[L->in[k]];
+    maps[k] = (kiln_cuda_nhwc_map){ex->ptrs[L->in[k]], x->dims[2] * x->dims[3], x->pixel_stride, at};
+    at += maps[k].hw;
+  }
+  return kiln_cuda_softmax_dot_nhwc(maps, p->n_maps, (kiln_cuda_dtype)ex->tensors[L->in[0]].dtype, ex->tensors[L->in[0]].dims[0],
+                                    p->groups, p->len, at, ex->ptrs[L->in[p->n_maps]],
+                                    L->n_in > p->n_maps + 1 ? ex->ptrs[L->in[p->n_maps + 1]] : NULL, ex->ptrs[L->out[0]],
+                                    ex->stream);
+}
+
 static kiln_status softmax_dot_run(const kiln_layer_rt *L, const kiln_exec *ex) {
   const kiln_cuda_softmax_dot_params *p = L->state;
   return kiln_cuda_softmax_dot((kiln_cuda_dtype)ex->tensors[L->in[0]].dtype, p->outer, p->axis, p->inner, ex->ptrs[L->in[0]],
@@ -495,6 +534,8 @@ const kiln_kernel kiln_kernel_cuda_pointwise = {"cuda.pointwise", pointwise_prep
                                                 KILN_KERNEL_ROW_STRIDED};
 const kiln_kernel kiln_kernel_cuda_softmax = {"cuda.softmax", softmax_prepare, free, softmax_run};
 const kiln_kernel kiln_kernel_cuda_softmax_dot = {"cuda.softmax_dot", softmax_dot_prepare, free, softmax_dot_run};
+const kiln_kernel kiln_kernel_cuda_softmax_dot_nhwc = {"cuda.softmax_dot_nhwc", softmax_dot_nhwc_prepare, free,
+                                                       softmax_dot_nhwc_run};
 const kiln_kernel kiln_kernel_cuda_transpose = {"cuda.transpose", transpose_prepare, free, transpose_run};
 const kiln_kernel kiln_kernel_cuda_concat = {"cuda.concat", concat_prepare, free, concat_run};
 const kiln_kernel kiln_kernel_cuda_split = {"cuda.split", split_prepare, free, split_run};

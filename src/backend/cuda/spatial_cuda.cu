@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <string.h>
 
 namespace {
 
@@ -272,6 +273,76 @@ __global__ void softmax_dot_kernel(const T *x, const float *__restrict__ w, cons
   }
 }
 
+// ---- the DFL from NHWC maps ---------------------------------------------------------------------------
+constexpr int DFL_MAPS = 8;
+struct DflP {
+  const void *x[DFL_MAPS];
+  long long hw[DFL_MAPS], ps[DFL_MAPS], at[DFL_MAPS];
+  int n_maps, groups, len;
+  long long total, count;
+};
+
+// len consecutive channels (16-byte aligned, len * sizeof(T) a multiple of 16) as floats.
+template <typename T, int LEN>
+__device__ __forceinline__ void load_bins(const T *p, float (&v)[LEN]) {
+  constexpr int PER = 16 / sizeof(T);
+#pragma unroll
+  for (int q = 0; q < LEN / PER; q++) {
+    VecN<T, PER> u;
+    u.u = reinterpret_cast<const uint4 *>(p)[q];
+#pragma unroll
+    for (int k = 0; k < PER; k++) v[q * PER + k] = kiln_ld(&u.e[k]);
+  }
+}
+
+// Thread per (image, position, group), the group fastest: a warp reads 32 consecutive groups' bins
+// (contiguous in NHWC), and writes 32 / groups runs of consecutive positions. LEN: compile-time bins with
+// 16-byte loads (VEC), or 0 (p.len, element loads).
+template <typename T, int LEN, bool VEC>
+__global__ void softmax_dot_nhwc_kernel(DflP p, const float *__restrict__ w, const float *bias, float *y) {
+  GRID_STRIDE(i, p.count) {
+    const long long t = i / p.groups;
+    const int g = (int)(i - t * p.groups);
+    const long long b = t / p.total, l = t - b * p.total;
+    int k = 0;
+    while (k + 1 < p.n_maps && l >= p.at[k + 1]) k++;
+    const T *xp = (const T *)p.x[k] + (b * p.hw[k] + (l - p.at[k])) * p.ps[k] + (long long)g * (LEN ? LEN : p.len);
+    float m = -INFINITY, s = 0.f, d = 0.f;
+    if (LEN) {
+      float v[LEN ? LEN : 1];
+      if (VEC) load_bins<T, (LEN ? LEN : 1)>(xp, v);
+      else {
+#pragma unroll
+        for (int j = 0; j < LEN; j++) v[j] = kiln_ld(xp + j);
+      }
+#pragma unroll
+      for (int j = 0; j < LEN; j++) m = fmaxf(m, v[j]);
+#pragma unroll
+      for (int j = 0; j < LEN; j++) {
+        float e = expf(v[j] - m);
+        s += e;
+        d = fmaf(e, w[j], d);
+      }
+    } else {
+      for (int j = 0; j < p.len; j++) m = fmaxf(m, kiln_ld(xp + j));
+      for (int j = 0; j < p.len; j++) {
+        float e = expf(kiln_ld(xp + j) - m);
+        s += e;
+        d = fmaf(e, w[j], d);
+      }
+    }
+    y[(b * p.groups + g) * p.total + l] = d / s + (bias ? *bias : 0.f);
+  }
+}
+
+template <typename T>
+void launch_dfl(const DflP &p, bool vec, const float *w, const float *bias, float *y, cudaStream_t s) {
+  const unsigned g = blocks_for(p.count);
+  if (p.len == 16 && vec) softmax_dot_nhwc_kernel<T, 16, true><<<g, TPB, 0, s>>>(p, w, bias, y);
+  else if (p.len == 16) softmax_dot_nhwc_kernel<T, 16, false><<<g, TPB, 0, s>>>(p, w, bias, y);
+  else softmax_dot_nhwc_kernel<T, 0, false><<<g, TPB, 0, s>>>(p, w, bias, y);
+}
+
 bool is_float(kiln_cuda_dtype t) { return t == KILN_CUDA_F32 || t == KILN_CUDA_F16; }
 
 } // namespace
@@ -430,6 +501,36 @@ extern "C" kiln_status kiln_cuda_softmax_dot(kiln_cuda_dtype dt, int64_t outer, 
     softmax_dot_kernel<<<g, TPB, 0, s>>>((const float *)x, w, bias, y, outer, (int)axis, inner);
   else
     softmax_dot_kernel<<<g, TPB, 0, s>>>((const __half *)x, w, bias, y, outer, (int)axis, inner);
+  KILN_CUDA_LAUNCH_CHECK();
+  return NULL;
+}
+
+extern "C" kiln_status kiln_cuda_softmax_dot_nhwc(const kiln_cuda_nhwc_map *maps, int n_maps, kiln_cuda_dtype dt,
+                                                  int64_t batch, int64_t groups, int64_t len, int64_t total,
+                                                  const float *w, const float *bias, float *y, kiln_cuda_stream stream) {
+  if (!maps || n_maps < 1 || n_maps > DFL_MAPS || !is_float(dt) || batch < 0 || groups < 1 || len < 1 || total < 1 ||
+      groups > 0x7fffffff || len > 0x7fffffff || !w || !y)
+    return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda softmax_dot_nhwc: bad shape or map count %d", n_maps);
+  DflP p;
+  memset(&p, 0, sizeof p);
+  p.n_maps = n_maps, p.groups = (int)groups, p.len = (int)len, p.total = total, p.count = batch * total * groups;
+  const size_t es = dt == KILN_CUDA_F32 ? 4 : 2;
+  bool vec = (len * (int64_t)es) % 16 == 0;
+  int64_t at = 0;
+  for (int k = 0; k < n_maps; k++) {
+    const int64_t ps = maps[k].x_pixel_stride ? maps[k].x_pixel_stride : groups * len;
+    if (maps[k].hw < 1 || ps < groups * len || maps[k].y_offset != at || !maps[k].x)
+      return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda softmax_dot_nhwc: map %d does not continue the concatenation", k);
+    p.x[k] = maps[k].x, p.hw[k] = maps[k].hw, p.ps[k] = ps, p.at[k] = at;
+    vec = vec && (uintptr_t)maps[k].x % 16 == 0 && (ps * (int64_t)es) % 16 == 0;
+    at += maps[k].hw;
+  }
+  if (at != total) return kiln_error(KILN_ERR_INVALID_ARGUMENT, "cuda softmax_dot_nhwc: the maps do not cover %lld positions",
+                                     (long long)total);
+  if (!p.count) return NULL;
+  cudaStream_t s = (cudaStream_t)stream;
+  if (dt == KILN_CUDA_F32) launch_dfl<float>(p, vec, w, bias, y, s);
+  else launch_dfl<__half>(p, vec, w, bias, y, s);
   KILN_CUDA_LAUNCH_CHECK();
   return NULL;
 }

@@ -8,6 +8,7 @@
 #define KILN_BACKEND_CUDA_SPATIAL_CUDA_H
 
 #include "backend/cuda/cuda_types.h"
+#include "backend/cuda/eltwise_cuda.h" /* kiln_cuda_nhwc_map */
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,16 @@ kiln_status kiln_cuda_maxpool2d_nhwc(const kiln_cuda_pool_desc *d, const void *x
 int kiln_cuda_maxpool_chain_supported(const kiln_cuda_pool_desc *d);
 kiln_status kiln_cuda_maxpool_chain_nhwc(const kiln_cuda_pool_desc *d, int n_out, const void *x, void *const *y,
                                          kiln_cuda_stream stream);
+
+/* The DFL of YOLO heads straight from NHWC maps of one type dt (maps[k].y_offset: the first position of map
+ * k in the concatenation, maps[k].hw its pixels, pixel stride 0 = groups * len): for image b, group g and
+ * position l of map k,
+ *   y[(b * groups + g) * total + l] = sum_j w[j] * softmax_j(x_k[b][l - offset_k][g * len + j]) (+ *bias)
+ * in fp32, with the same operations in the same order as kiln_cuda_softmax_dot (so the same results as
+ * converting the maps to an fp32 [N, groups*len, total] tensor first). 1 <= n_maps <= 8. */
+kiln_status kiln_cuda_softmax_dot_nhwc(const kiln_cuda_nhwc_map *maps, int n_maps, kiln_cuda_dtype dt, int64_t batch,
+                                       int64_t groups, int64_t len, int64_t total, const float *w, const float *bias,
+                                       float *y, kiln_cuda_stream stream);
 
 /* Nearest-neighbour upsampling by integer factors (YOLO's Resize, scale 2): y[oh][ow] = x[oh/sh][ow/sw]
  * (ONNX nearest with asymmetric coordinates and floor rounding gives exactly this for integer scales). */
