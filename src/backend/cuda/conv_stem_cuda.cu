@@ -1,6 +1,7 @@
 // Direct convolution from a LINEAR NCHW input (the network input) to NHWC: the "stem" path of
 // conv_cuda.h (desc->in_layout_nchw). See conv_stem_cuda.h for why and for the blob layout.
 #include "backend/cuda/conv_stem_cuda.h"
+#include "backend/cuda/conv_mma.cuh" // mma16816
 #include "backend/cuda/cuda_common.cuh"
 
 #include <string.h>
@@ -337,6 +338,136 @@ __global__ void __launch_bounds__(THREADS, 6)
   }
 }
 
+// The same stem on tensor cores, for fp16 engines (fp16 output, 16-byte aligned stores): the window stays
+// fp32 in shared memory as above, and each warp gathers its im2col A fragments from it (K = 27 taps padded
+// to 32: two m16n8k16 steps), rounding to fp16 on the way, against weights held in registers as fp16 B
+// fragments for the whole block. Per 64 output pixels a lane issues 64 shared loads, 32 packs and 16 mma
+// instead of the FFMA kernel's ~1,000 FMA and shared loads: the FMA-bound inner loop becomes small next
+// to the staging and the epilogue. Warp w owns output rows 2w and 2w + 1 of the tile, four m16 tiles of
+// 16 columns; lane (g = lane / 4, q = lane % 4) holds pixels g and g + 8 of each.
+template <int ACT>
+__global__ void __launch_bounds__(THREADS, 6)
+    conv_stem_s2_mma_kernel(const StemP p, const float *__restrict__ x, const float *__restrict__ w,
+                            const float *__restrict__ bias, const __half *res, __half *y) {
+  extern __shared__ float4 smem4[];
+  float *sw = reinterpret_cast<float *>(smem4), *sb = sw + s2::TAPS * s2::OCB, *sx0 = sb + s2::OCB;
+  const int tid = threadIdx.y * TX + threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
+  const int n = blockIdx.z / p.n_ocb, ocb = blockIdx.z - n * p.n_ocb;
+  const int ow0 = blockIdx.x * TX, t0 = blockIdx.y * p.tpb, t1 = min(t0 + p.tpb, p.n_tiles);
+  const int cs = ow0 * s2::S - s2::LEAD;
+  const float *xn = x + (long long)n * s2::IC * p.IH * p.IW;
+
+  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * s2::TAPS * s2::OCB);
+  for (int i = tid; i < s2::TAPS * s2::OCB / 4; i += THREADS) stage16(smem4 + i, wsrc + i);
+  if (tid < s2::OCB) sb[tid] = __ldg(bias + ocb * s2::OCB + tid);
+  stage_tile_s2(p, xn, sx0, t0, cs);
+
+  // This lane's 8 taps (k = 16 s + 2 q + {0, 1} + {0, 8}, s = 0, 1) as window offsets; taps past 27 are zero.
+  int koff[8];
+  bool kok[8];
+#pragma unroll
+  for (int s = 0; s < 2; s++)
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int k = 16 * s + 8 * h + 2 * q + e, i = 4 * s + 2 * h + e;
+        const int kk = k < s2::TAPS ? k : 0, c = kk / 9, kh = (kk / 3) % 3, kw = kk % 3;
+        koff[i] = (c * s2::ROWS + kh) * s2::PITCH + kw;
+        kok[i] = k < s2::TAPS;
+      }
+
+  const int base = 2 * warp * s2::S * s2::PITCH + s2::LEAD - p.PL; // row 2 * warp, column 0 of the tile
+  for (int t = t0; t < t1; t++) {
+    const float *sx = sx0 + ((t - t0) & 1) * s2::WINDOW;
+    if (t + 1 < t1) stage_tile_s2(p, xn, sx0 + ((t + 1 - t0) & 1) * s2::WINDOW, t + 1, cs);
+    else asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.wait_group 1;\n" ::);
+    __syncthreads();
+
+    // B fragments (the weights, fp16): b[s][j] for k-step s and output channels 8 j .. 8 j + 7.
+    uint32_t b[2][2][2];
+#pragma unroll
+    for (int s = 0; s < 2; s++)
+#pragma unroll
+      for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          const int k = 16 * s + 8 * h + 2 * q, oc = 8 * j + g;
+          const float lo = k < s2::TAPS ? sw[k * s2::OCB + oc] : 0.f, hi = k + 1 < s2::TAPS ? sw[(k + 1) * s2::OCB + oc] : 0.f;
+          __half2 v = __floats2half2_rn(lo, hi);
+          b[s][j][h] = *reinterpret_cast<uint32_t *>(&v);
+        }
+
+    float acc[4][2][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++) {
+#pragma unroll
+      for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[mt][j][e] = 0.f;
+      // pixel rows: tile row 2 * warp + mt / 2, columns 16 (mt % 2) + g and + 8
+      const float *p0 = sx + base + (mt >> 1) * s2::S * s2::PITCH + s2::S * (16 * (mt & 1) + g);
+      const float *p1 = p0 + s2::S * 8;
+#pragma unroll
+      for (int s = 0; s < 2; s++) {
+        uint32_t a[4];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          const int i = 4 * s + 2 * h;
+          const float x00 = kok[i] ? p0[koff[i]] : 0.f, x01 = kok[i + 1] ? p0[koff[i + 1]] : 0.f;
+          const float x10 = kok[i] ? p1[koff[i]] : 0.f, x11 = kok[i + 1] ? p1[koff[i + 1]] : 0.f;
+          __half2 v0 = __floats2half2_rn(x00, x01), v1 = __floats2half2_rn(x10, x11);
+          a[2 * h] = *reinterpret_cast<uint32_t *>(&v0);     // rows g, k 2q (+8 h)
+          a[2 * h + 1] = *reinterpret_cast<uint32_t *>(&v1); // rows g + 8
+        }
+#pragma unroll
+        for (int j = 0; j < 2; j++) kiln_conv::mma16816(acc[mt][j], a, b[s][j]);
+      }
+    }
+    __syncthreads(); // all reads of this buffer are done before the copy two tiles on overwrites it
+
+    const int oc0 = ocb * s2::OCB;
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++) {
+      const int oh = t * TROWS + 2 * warp + (mt >> 1);
+      if (oh >= p.OH) continue;
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        const int ow = ow0 + 16 * (mt & 1) + g + 8 * r;
+        if (ow >= p.OW) continue;
+        const long long m = ((long long)n * p.OH + oh) * p.OW + ow;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          const int oc = 8 * j + 2 * q;
+          if (oc0 + oc >= p.OC) continue; // OC is a multiple of 8 here (checked at launch): pairs stay whole
+          float2 rv = make_float2(0.f, 0.f);
+          if (p.has_res) rv = __half22float2(*reinterpret_cast<const __half2 *>(res + m * p.res_ps + oc0 + oc));
+          const float v0 = stem_epi<ACT, true>(p, acc[mt][j][2 * r], sb[oc], rv.x);
+          const float v1 = stem_epi<ACT, true>(p, acc[mt][j][2 * r + 1], sb[oc + 1], rv.y);
+          *reinterpret_cast<__half2 *>(y + m * p.out_ps + oc0 + oc) = __floats2half2_rn(v0, v1);
+        }
+      }
+    }
+  }
+}
+
+template <int ACT>
+void launch_s2_mma(const StemP &p, dim3 grid, cudaStream_t s, const float *x, const float *w, const float *b,
+                   const void *res, void *y) {
+  conv_stem_s2_mma_kernel<ACT><<<grid, dim3(TX, TY), s2::SMEM, s>>>(p, x, w, b, (const __half *)res, (__half *)y);
+}
+
+void launch_s2_mma(const StemP &p, dim3 grid, cudaStream_t s, const float *x, const float *w, const float *b,
+                   const void *res, void *y) {
+  switch (p.act) {
+  case KILN_ACT_SILU: launch_s2_mma<KILN_ACT_SILU>(p, grid, s, x, w, b, res, y); break;
+  case KILN_ACT_SIGMOID: launch_s2_mma<KILN_ACT_SIGMOID>(p, grid, s, x, w, b, res, y); break;
+  case KILN_ACT_RELU: launch_s2_mma<KILN_ACT_RELU>(p, grid, s, x, w, b, res, y); break;
+  default: launch_s2_mma<KILN_ACT_NONE>(p, grid, s, x, w, b, res, y); break;
+  }
+}
+
 // The specialised stem applies: 3 fp32 channels, 3x3 dilation 1, stride 2 both ways, left pad 1..LEAD,
 // a width that is a multiple of 4 (whole 16-byte chunks) and a 16-byte aligned input.
 bool stem_s2_applies(const kiln_cuda_conv_desc *d, const void *x) {
@@ -496,7 +627,9 @@ extern "C" kiln_status kiln_cuda_conv_nchw_run_tiles(const kiln_cuda_conv_desc *
   cudaStream_t s = (cudaStream_t)stream;
   if (stem_s2_applies(d, x)) {
     p.nbuf = 2;
-    if (f16out) launch_s2<__half>(p, grid, s, (const float *)x, w, bias, residual, yo);
+    // tensor cores for fp16 engines when every pixel's channels allow 4-byte stores (and OC % 8 == 0)
+    if (f16out && p.vec && d->out_c % 8 == 0) launch_s2_mma(p, grid, s, (const float *)x, w, bias, residual, yo);
+    else if (f16out) launch_s2<__half>(p, grid, s, (const float *)x, w, bias, residual, yo);
     else launch_s2<float>(p, grid, s, (const float *)x, w, bias, residual, yo);
     KILN_CUDA_LAUNCH_CHECK();
     return NULL;
