@@ -7,7 +7,10 @@
  *
  * Blob: fp32 weights [OC blocks][IC*KH*KW taps][OCB] (OCB = 8 for OC <= 8, else 16; padded channels are
  * zero), then at a 256-byte boundary the fp32 bias [OC blocks * OCB]. fp32 accumulation on every dtype:
- * fp32 engines stay exact, fp16 engines get fp32 input, fp32 weights and one rounding at the store.
+ * fp32 engines stay exact (FFMA kernels). fp16 engines take the tensor-core kernel for YOLO's stem shape (3
+ * fp32 channels, 3x3 stride 2, 16-byte aligned output): input and weights rounded to fp16 per product, as
+ * in every other fp16 conv; the other shapes get fp32 input and weights and one rounding at the store.
+ * Kernels, from specific to general: conv_stem_s2_mma_kernel, conv_stem_s2_kernel, conv_nchw_kernel.
  */
 #ifndef KILN_BACKEND_CUDA_CONV_STEM_CUDA_H
 #define KILN_BACKEND_CUDA_CONV_STEM_CUDA_H
