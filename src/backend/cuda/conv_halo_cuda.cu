@@ -143,17 +143,7 @@ __global__ void __launch_bounds__(WGM *WGN * 32)
     const int m = (n * p.OH + oh) * p.OW + ow;
     float v[8];
     ld8(cs + r * SN + cc * 8, v);
-    if (p.vec8 && oc + 8 <= p.OC) {
-      if (OUT == 0) conv_store8(p, bias, (const __half *)res_, (__half *)y_, m, oc, v);
-      else conv_store8(p, bias, (const float *)res_, (float *)y_, m, oc, v);
-    } else {
-#pragma unroll
-      for (int j = 0; j < 8; j++)
-        if (oc + j < p.OC) {
-          if (OUT == 0) conv_store<__half, true>(p, bias, (const __half *)res_, (__half *)y_, m, oc + j, v[j]);
-          else conv_store<float, true>(p, bias, (const float *)res_, (float *)y_, m, oc + j, v[j]);
-        }
-    }
+    store_staged8<OUT>(p, bias, res_, y_, m, oc, v, p.vec8);
   }
 }
 

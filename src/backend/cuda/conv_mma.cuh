@@ -142,6 +142,25 @@ __device__ __forceinline__ void conv_store8(const ConvP &p, const float *bias, c
   st8(y + (long long)m * p.out_ps + oc, v);
 }
 
+// The staged epilogue's second half, per 8 channels oc.. of pixel m read back from the fp32 tile (v):
+// the fused epilogue and one 16-byte store when vec allows it and all 8 channels exist, else channel by
+// channel. OUT: 0 = fp16 output, 1 = fp32 (y_ and res_ of that type).
+template <int OUT>
+__device__ __forceinline__ void store_staged8(const ConvP &p, const float *bias, const void *res_, void *y_, int m, int oc,
+                                              float *v, bool vec) {
+  if (vec && oc + 8 <= p.OC) {
+    if (OUT == 0) conv_store8(p, bias, (const __half *)res_, (__half *)y_, m, oc, v);
+    else conv_store8(p, bias, (const float *)res_, (float *)y_, m, oc, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+      if (oc + j < p.OC) {
+        if (OUT == 0) conv_store<__half, true>(p, bias, (const __half *)res_, (__half *)y_, m, oc + j, v[j]);
+        else conv_store<float, true>(p, bias, (const float *)res_, (float *)y_, m, oc + j, v[j]);
+      }
+  }
+}
+
 // Staged epilogue row stride (floats): BN + 8 makes the fragment float2 writes of a half warp hit 32
 // distinct banks.
 template <int BM, int BN> constexpr int stage_out_bytes() { return BM * (BN + 8) * 4; }

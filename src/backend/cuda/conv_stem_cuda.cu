@@ -1,7 +1,7 @@
 // Direct convolution from a LINEAR NCHW input (the network input) to NHWC: the "stem" path of
 // conv_cuda.h (desc->in_layout_nchw). See conv_stem_cuda.h for why and for the blob layout.
 #include "backend/cuda/conv_stem_cuda.h"
-#include "backend/cuda/conv_mma.cuh" // mma16816
+#include "backend/cuda/conv_mma.cuh" // mma16816, ld8 / st8
 #include "backend/cuda/cuda_common.cuh"
 
 #include <string.h>
@@ -68,32 +68,6 @@ __device__ __forceinline__ void stage16(float4 *dst, const float4 *src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((uint32_t)__cvta_generic_to_shared(dst)), "l"(src));
 }
 
-// 8 consecutive channels in 16-byte accesses (fp16: one uint4; fp32: two float4).
-__device__ __forceinline__ void ld_vec8(const __half *p, float *r) {
-  uint4 u = *reinterpret_cast<const uint4 *>(p);
-  const __half2 *h = reinterpret_cast<const __half2 *>(&u);
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    float2 f = __half22float2(h[j]);
-    r[2 * j] = f.x, r[2 * j + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void ld_vec8(const float *p, float *r) {
-  float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
-  r[0] = a.x, r[1] = a.y, r[2] = a.z, r[3] = a.w, r[4] = b.x, r[5] = b.y, r[6] = b.z, r[7] = b.w;
-}
-__device__ __forceinline__ void st_vec8(__half *p, const float *v) {
-  uint4 u;
-  __half2 *h = reinterpret_cast<__half2 *>(&u);
-#pragma unroll
-  for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
-  *reinterpret_cast<uint4 *>(p) = u;
-}
-__device__ __forceinline__ void st_vec8(float *p, const float *v) {
-  *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  *reinterpret_cast<float4 *>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
-}
-
 // fp16 engines (p.fast) take the fast exp / divide for SiLU and sigmoid, as the tensor-core path does
 // (error far below fp16 rounding); fp32 engines keep kiln_cuda_act's expf (held to 1e-4). ACT < 0: the
 // activation and p.fast are read at run time (the generic kernel); ACT >= 0: both are compile-time
@@ -131,14 +105,14 @@ __device__ __forceinline__ void store_px(const StemP &p, const float *sb, const 
 #pragma unroll
     for (int g = 0; g < OCB / 8; g++) {
       float v[8], r[8];
-      if (p.has_res) ld_vec8(rp + 8 * g, r);
+      if (p.has_res) kiln_conv::ld8(rp + 8 * g, r);
       else {
 #pragma unroll
         for (int k = 0; k < 8; k++) r[k] = 0.f;
       }
 #pragma unroll
       for (int k = 0; k < 8; k++) v[k] = stem_epi<ACT, FAST>(p, a[8 * g + k], sb[8 * g + k], r[k]);
-      st_vec8(yp + 8 * g, v);
+      kiln_conv::st8(yp + 8 * g, v);
     }
   } else {
 #pragma unroll
@@ -278,33 +252,47 @@ __device__ __forceinline__ void stage_tile_s2(const StemP &p, const float *xn, f
   asm volatile("cp.async.commit_group;\n" ::);
 }
 
+// Both stem s2 kernels: this OC block's weights (16-byte copies: the blob is 256-byte aligned and
+// TAPS * OCB % 4 == 0) and bias, then the first tile's window; the weights join its copy group.
+__device__ __forceinline__ void s2_prologue(const StemP &p, const float *w, const float *bias, float4 *sw4, float *sb,
+                                            const float *xn, float *sx0, int ocb, int t0, int cs) {
+  const int tid = threadIdx.y * TX + threadIdx.x;
+  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * s2::TAPS * s2::OCB);
+  for (int i = tid; i < s2::TAPS * s2::OCB / 4; i += THREADS) stage16(sw4 + i, wsrc + i);
+  if (tid < s2::OCB) sb[tid] = __ldg(bias + ocb * s2::OCB + tid);
+  stage_tile_s2(p, xn, sx0, t0, cs);
+}
+
+// Row tile t of t0..t1-1: start the next tile's copies into the other buffer (an empty group after the
+// last tile), wait for all but those, and return this tile's window.
+__device__ __forceinline__ const float *s2_next_tile(const StemP &p, const float *xn, float *sx0, int t, int t0, int t1,
+                                                     int cs) {
+  if (t + 1 < t1) stage_tile_s2(p, xn, sx0 + ((t + 1 - t0) & 1) * s2::WINDOW, t + 1, cs);
+  else asm volatile("cp.async.commit_group;\n" ::);
+  asm volatile("cp.async.wait_group 1;\n" ::);
+  __syncthreads();
+  return sx0 + ((t - t0) & 1) * s2::WINDOW;
+}
+
 template <typename OutT, int ACT>
 __global__ void __launch_bounds__(THREADS, 6)
     conv_stem_s2_kernel(const StemP p, const float *__restrict__ x, const float *__restrict__ w,
                         const float *__restrict__ bias, const OutT *res, OutT *y) {
   extern __shared__ float4 smem4[];
   float *sw = reinterpret_cast<float *>(smem4), *sb = sw + s2::TAPS * s2::OCB, *sx0 = sb + s2::OCB;
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TX + tx;
+  const int tx = threadIdx.x, ty = threadIdx.y;
   const int n = blockIdx.z / p.n_ocb, ocb = blockIdx.z - n * p.n_ocb;
   const int ow0 = blockIdx.x * TX, t0 = blockIdx.y * p.tpb, t1 = min(t0 + p.tpb, p.n_tiles);
   const int cs = ow0 * s2::S - s2::LEAD; // the window's first column (a multiple of 4)
   const float *xn = x + (long long)n * s2::IC * p.IH * p.IW;
 
-  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * s2::TAPS * s2::OCB);
-  for (int i = tid; i < s2::TAPS * s2::OCB / 4; i += THREADS) stage16(smem4 + i, wsrc + i);
-  if (tid < s2::OCB) sb[tid] = __ldg(bias + ocb * s2::OCB + tid);
-  stage_tile_s2(p, xn, sx0, t0, cs);
+  s2_prologue(p, w, bias, smem4, sb, xn, sx0, ocb, t0, cs);
 
   const int ow = ow0 + tx, oc0 = ocb * s2::OCB;
   // this thread's first tap: output row ty (and ty + 4), column tx; input column 2 * ow - PL
   const int base = ty * s2::S * s2::PITCH + s2::LEAD - p.PL + s2::S * tx;
   for (int t = t0; t < t1; t++) {
-    const float *sx = sx0 + ((t - t0) & 1) * s2::WINDOW;
-    // the next tile's copies (an empty group after the last tile), then wait for all but those
-    if (t + 1 < t1) stage_tile_s2(p, xn, sx0 + ((t + 1 - t0) & 1) * s2::WINDOW, t + 1, cs);
-    else asm volatile("cp.async.commit_group;\n" ::);
-    asm volatile("cp.async.wait_group 1;\n" ::);
-    __syncthreads();
+    const float *sx = s2_next_tile(p, xn, sx0, t, t0, t1, cs);
 
     float a0[s2::OCB], a1[s2::OCB];
 #pragma unroll
@@ -357,10 +345,7 @@ __global__ void __launch_bounds__(THREADS, 6)
   const int cs = ow0 * s2::S - s2::LEAD;
   const float *xn = x + (long long)n * s2::IC * p.IH * p.IW;
 
-  const float4 *wsrc = reinterpret_cast<const float4 *>(w + (size_t)ocb * s2::TAPS * s2::OCB);
-  for (int i = tid; i < s2::TAPS * s2::OCB / 4; i += THREADS) stage16(smem4 + i, wsrc + i);
-  if (tid < s2::OCB) sb[tid] = __ldg(bias + ocb * s2::OCB + tid);
-  stage_tile_s2(p, xn, sx0, t0, cs);
+  s2_prologue(p, w, bias, smem4, sb, xn, sx0, ocb, t0, cs);
 
   // This lane's 8 taps (k = 16 s + 2 q + {0, 1} + {0, 8}, s = 0, 1) as window offsets; taps past 27 are zero.
   int koff[8];
@@ -379,11 +364,7 @@ __global__ void __launch_bounds__(THREADS, 6)
 
   const int base = 2 * warp * s2::S * s2::PITCH + s2::LEAD - p.PL; // row 2 * warp, column 0 of the tile
   for (int t = t0; t < t1; t++) {
-    const float *sx = sx0 + ((t - t0) & 1) * s2::WINDOW;
-    if (t + 1 < t1) stage_tile_s2(p, xn, sx0 + ((t + 1 - t0) & 1) * s2::WINDOW, t + 1, cs);
-    else asm volatile("cp.async.commit_group;\n" ::);
-    asm volatile("cp.async.wait_group 1;\n" ::);
-    __syncthreads();
+    const float *sx = s2_next_tile(p, xn, sx0, t, t0, t1, cs);
 
     // B fragments (the weights, fp16): b[s][j] for k-step s and output channels 8 j .. 8 j + 7.
     uint32_t b[2][2][2];

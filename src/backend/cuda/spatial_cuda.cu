@@ -145,10 +145,22 @@ __device__ __forceinline__ void max_into(VecN<T, V> &m, const VecN<T, V> &v) {
   for (int k = 0; k < V; k++) kiln_st(&m.e[k], fmaxf(kiln_ld(&m.e[k]), kiln_ld(&v.e[k])));
 }
 
+// The max of count >= 1 units src[first], src[first + step], ...: one clipped window row or column.
+template <typename T, int V>
+__device__ __forceinline__ typename VecN<T, V>::U window_max(const typename VecN<T, V>::U *src, int first, int step,
+                                                             int count) {
+  VecN<T, V> m, v;
+  m.u = src[first];
+  for (int j = 1; j < count; j++) {
+    v.u = src[first + j * step];
+    max_into<T, V>(m, v);
+  }
+  return m.u;
+}
+
 template <typename T, int V>
 __global__ void __launch_bounds__(CHAIN_THREADS) maxpool_chain_kernel(ChainP p, const T *x, T *y0, T *y1, T *y2, T *y3) {
-  typedef VecN<T, V> Vec;
-  typedef typename Vec::U U;
+  typedef typename VecN<T, V>::U U;
   extern __shared__ uint4 chain_smem[];
   const int HW = p.H * p.W;
   U *a = reinterpret_cast<U *>(chain_smem), *b = a + HW;
@@ -162,27 +174,16 @@ __global__ void __launch_bounds__(CHAIN_THREADS) maxpool_chain_kernel(ChainP p, 
     for (int i = threadIdx.x; i < HW; i += CHAIN_THREADS) { // rows: a -> b
       const int h = i / p.W, w = i - h * p.W;
       const int lo = max(w - p.RW, 0), hi = min(w + p.RW, p.W - 1);
-      Vec m, v;
-      m.u = a[h * p.W + lo];
-      for (int j = lo + 1; j <= hi; j++) {
-        v.u = a[h * p.W + j];
-        max_into<T, V>(m, v);
-      }
-      b[i] = m.u;
+      b[i] = window_max<T, V>(a, h * p.W + lo, 1, hi - lo + 1);
     }
     __syncthreads();
     T *yk = ys[k];
     for (int i = threadIdx.x; i < HW; i += CHAIN_THREADS) { // columns: b -> a and y[k]
       const int h = i / p.W, w = i - h * p.W;
       const int lo = max(h - p.RH, 0), hi = min(h + p.RH, p.H - 1);
-      Vec m, v;
-      m.u = b[lo * p.W + w];
-      for (int j = lo + 1; j <= hi; j++) {
-        v.u = b[j * p.W + w];
-        max_into<T, V>(m, v);
-      }
-      a[i] = m.u;
-      *reinterpret_cast<U *>(yk + ((long long)n * HW + i) * p.ops + c0) = m.u;
+      const U m = window_max<T, V>(b, lo * p.W + w, p.W, hi - lo + 1);
+      a[i] = m;
+      *reinterpret_cast<U *>(yk + ((long long)n * HW + i) * p.ops + c0) = m;
     }
     __syncthreads();
   }
